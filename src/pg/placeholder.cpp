@@ -1,0 +1,1 @@
+namespace outbox { int adapters_placeholder_symbol = 0; }

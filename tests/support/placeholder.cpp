@@ -1,0 +1,1 @@
+namespace outbox::test { int placeholder_symbol = 0; }
