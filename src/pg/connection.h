@@ -1,0 +1,88 @@
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.h"
+
+namespace outbox::pg {
+
+struct ConnDeleter {
+    void operator()(PGconn* conn) const noexcept { PQfinish(conn); }
+};
+struct ResultDeleter {
+    void operator()(PGresult* res) const noexcept { PQclear(res); }
+};
+// A buffer handed out by PQgetCopyData, released with PQfreemem.
+struct CopyBufferDeleter {
+    void operator()(char* buf) const noexcept { PQfreemem(buf); }
+};
+using ResultHandle = std::unique_ptr<PGresult, ResultDeleter>;
+using CopyBuffer = std::unique_ptr<char, CopyBufferDeleter>;
+
+using Row = std::vector<std::optional<std::string>>;
+
+// An error reported by the server: carries its SQLSTATE so callers can react to specific
+// conditions (e.g. 55006 "replication slot is active", 42704 "does not exist").
+class ServerError : public Error {
+public:
+    ServerError(ErrorKind kind, const std::string& what, std::string sqlstate)
+        : Error(kind, what), sqlstate_(std::move(sqlstate)) {}
+    [[nodiscard]] const std::string& sqlstate() const noexcept { return sqlstate_; }
+
+private:
+    std::string sqlstate_;
+};
+
+// Maps a SQLSTATE to what the caller should do: connection and shutdown classes reconnect,
+// privilege/undefined-object classes need the operator.
+ErrorKind classify_sqlstate(std::string_view sqlstate) noexcept;
+
+enum class ReplicationMode { None, Database };
+
+// One libpq connection, owned. Blocking helpers for setup queries; the replication stream
+// uses the raw handle in non-blocking mode.
+class Connection {
+public:
+    // `conninfo` is a libpq keyword/value string or URI. `password`, when given, overrides the
+    // one in conninfo without ever being formatted into a string we might log.
+    static Connection connect(const std::string& conninfo, ReplicationMode mode = ReplicationMode::None,
+                              const std::optional<std::string>& password = std::nullopt,
+                              const std::string& application_name = "outbox-relay");
+
+    Connection(Connection&&) noexcept = default;
+    Connection& operator=(Connection&&) noexcept = default;
+
+    [[nodiscard]] PGconn* get() const noexcept { return conn_.get(); }
+
+    // Runs one or more statements; throws ServerError on failure, naming `what`.
+    ResultHandle exec(const std::string& sql, std::string_view what = {});
+    // Runs a query with text parameters ($1, $2, ...), never interpolated into the SQL.
+    ResultHandle exec_params(const std::string& sql, const std::vector<std::optional<std::string>>& params,
+                             std::string_view what = {});
+    std::vector<Row> query(const std::string& sql, const std::vector<std::optional<std::string>>& params = {});
+    // First column of the first row; nullopt when there is no row or the value is NULL.
+    std::optional<std::string> query_value(const std::string& sql,
+                                           const std::vector<std::optional<std::string>>& params = {});
+
+    [[nodiscard]] int server_version() const noexcept { return PQserverVersion(conn_.get()); }
+    [[nodiscard]] int socket() const noexcept { return PQsocket(conn_.get()); }
+    [[nodiscard]] std::string error_message() const;
+
+private:
+    explicit Connection(PGconn* conn) : conn_(conn) {}
+    ResultHandle check(PGresult* res, std::string_view what);
+    std::unique_ptr<PGconn, ConnDeleter> conn_;
+};
+
+// Quotes an identifier for SQL ("my table" -> "\"my table\"").
+std::string quote_identifier(std::string_view ident);
+// Quotes a string literal for replication commands, which take no parameters.
+std::string quote_literal(std::string_view value);
+
+}  // namespace outbox::pg

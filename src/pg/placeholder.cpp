@@ -1,1 +1,0 @@
-namespace outbox { int adapters_placeholder_symbol = 0; }

@@ -1,1 +1,0 @@
-namespace outbox::test { int placeholder_symbol = 0; }
