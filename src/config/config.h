@@ -1,0 +1,188 @@
+#pragma once
+
+// Configuration of outbox-relay: plain structs, the YAML loader with strict validation, and
+// helpers that keep secrets out of log lines. The user-facing reference is
+// docs/configuration.md; config/outbox-relay.example.yaml shows every key.
+//
+// Every loader error is an outbox::Error(ErrorKind::Config, ...) whose message names the
+// origin (file), the 1-based line and the dotted key path, e.g.
+//   config.yaml:12: outbox.on_invalid: expected one of dead_letter, stop, got "skip"
+// All problems found in one pass are reported together, one per line.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace outbox::config {
+
+// ---- postgres ----------------------------------------------------------------------------
+
+struct PostgresConfig {
+    // libpq conninfo ("host=... dbname=...") or URI ("postgresql://..."). May contain a
+    // password: log it only through mask_dsn().
+    std::string dsn;
+    // Path of a file holding the password (read it with read_password()). A relative path
+    // is resolved against $CREDENTIALS_DIRECTORY at load time when that variable is set.
+    // An empty value in the file means "not set".
+    std::optional<std::string> password_file;
+    std::string slot = "outbox_relay";         // replication slot; [a-z0-9_], 1..63 bytes
+    std::string publication = "outbox_relay";  // publication name (identifier, 1..63 bytes)
+    bool create_slot = true;                   // create the slot when it does not exist
+    bool create_publication = true;            // create the publication when it does not exist
+    std::chrono::milliseconds status_interval{std::chrono::seconds(10)};  // > 0
+};
+
+// ---- outbox ------------------------------------------------------------------------------
+
+// A table as PostgreSQL's catalog names it (pg_namespace.nspname, pg_class.relname): the
+// loader folds unquoted identifiers to lower case and keeps double-quoted ones verbatim,
+// exactly as SQL would.
+struct TableName {
+    std::string schema = "public";
+    std::string name;
+
+    // "schema.name" as written for humans and in topic templates ({table}).
+    [[nodiscard]] std::string qualified() const;
+    // "\"schema\".\"name\"", safe to splice into SQL (CREATE PUBLICATION ... FOR TABLE).
+    [[nodiscard]] std::string quoted() const;
+
+    friend bool operator==(const TableName&, const TableName&) = default;
+};
+
+// Which column of the outbox row plays which role. Column names are compared verbatim
+// (case-sensitive) with the names pgoutput sends. Defaults match Debezium's outbox router.
+struct ColumnRoles {
+    std::string id = "id";
+    std::string aggregate_type = "aggregatetype";
+    std::string aggregate_id = "aggregateid";
+    std::string payload = "payload";
+};
+
+// What to do with an event that retrying cannot fix (invalid routing value, too large...).
+enum class OnInvalid { DeadLetter, Stop };
+
+// One piece of a parsed topic template: literal text or a placeholder for a column role.
+struct TopicSegment {
+    enum class Kind {
+        Literal,        // `text` verbatim
+        AggregateType,  // {aggregate_type}: value of columns.aggregate_type
+        AggregateId,    // {aggregate_id}:   value of columns.aggregate_id
+        Id,             // {id}:             value of columns.id
+        Table,          // {table}:          source table as schema.name (TableName::qualified)
+    };
+    Kind kind = Kind::Literal;
+    std::string text;  // only for Literal
+
+    friend bool operator==(const TopicSegment&, const TopicSegment&) = default;
+};
+
+struct OutboxConfig {
+    std::vector<TableName> tables;  // required: the loader ensures >= 1 and no duplicates
+    ColumnRoles columns;
+    // The template as written, and its parsed form (the loader keeps both in step). Literal
+    // parts contain only [a-zA-Z0-9._-]; a template without placeholders is a fixed, legal
+    // Kafka topic name. Substituted values are the router's to validate.
+    std::string topic = "outbox.event.{aggregate_type}";
+    std::vector<TopicSegment> topic_segments{
+        {TopicSegment::Kind::Literal, "outbox.event."},
+        {TopicSegment::Kind::AggregateType, ""},
+    };
+    std::vector<std::string> headers;  // extra columns copied into Kafka headers, no duplicates
+    OnInvalid on_invalid = OnInvalid::DeadLetter;
+    std::string dead_letter_topic = "outbox.dead_letter";  // legal topic name when DeadLetter
+
+    [[nodiscard]] bool topic_is_fixed() const;  // no placeholders
+};
+
+// ---- kafka -------------------------------------------------------------------------------
+
+struct KafkaConfig {
+    std::string bootstrap_servers;
+    // Passed verbatim to librdkafka, in file order. Never contains bootstrap.servers,
+    // enable.idempotence=false, acks other than all/-1, or the other keys listed in
+    // docs/configuration.md. May contain secrets: log only through describe() or
+    // is_secret_property().
+    std::vector<std::pair<std::string, std::string>> properties;
+};
+
+// ---- limits, metrics, log ----------------------------------------------------------------
+
+struct Limits {
+    std::uint64_t max_inflight_events = 100000;              // > 0
+    std::uint64_t max_inflight_bytes = 64ull * 1024 * 1024;  // > 0
+};
+
+struct MetricsConfig {
+    bool enabled = true;             // false when listen is ""
+    std::string host = "127.0.0.1";  // IPv6 without brackets ("::1")
+    std::uint16_t port = 9187;       // 0 lets the OS choose a free port
+};
+
+enum class LogLevel { Trace, Debug, Info, Warn, Error, Critical, Off };
+enum class LogFormat { Text, Json };
+
+struct LogConfig {
+    LogLevel level = LogLevel::Info;
+    LogFormat format = LogFormat::Text;
+};
+
+// ---- the whole configuration -------------------------------------------------------------
+
+struct Config {
+    std::string origin;  // where it was loaded from (file path or the name given)
+    PostgresConfig postgres;
+    OutboxConfig outbox;
+    KafkaConfig kafka;
+    Limits limits;
+    MetricsConfig metrics;
+    LogConfig log;
+};
+
+// Reads and validates a YAML configuration file. Throws outbox::Error(ErrorKind::Config):
+//   cannot read config file "/x.yaml": No such file or directory
+//   /x.yaml:4:7: <yaml-cpp's syntax error message>
+//   /x.yaml:12: outbox.on_invalid: expected one of dead_letter, stop, got "skip"
+Config load_config_file(const std::string& path);
+
+// Same, from text; origin_name stands for the file in messages.
+Config load_config_string(std::string_view yaml, std::string_view origin_name);
+
+// Reads postgres.password_file: nullopt when it is not set, else its contents without one
+// trailing newline. Throws Error(Config) naming the file (never the contents) when it cannot
+// be read or is empty.
+std::optional<std::string> read_password(const PostgresConfig& postgres);
+
+// Replaces password values in a libpq conninfo string (password=secret, password='se cret')
+// or URI (postgresql://user:secret@host/db, ?password=secret) with ***. Use it for every
+// log line that shows a DSN.
+std::string mask_dsn(std::string_view dsn);
+
+// True for librdkafka property names that carry secrets (sasl.password, ssl.key.password,
+// sasl.oauthbearer.client.secret, ...); their values must not be logged.
+bool is_secret_property(std::string_view key);
+
+// A human-readable, secret-free, multi-line summary (for --check-config and the start-up log).
+std::string describe(const Config& config);
+
+// ---- value syntax, also used by the loader -----------------------------------------------
+
+// "500ms", "10s", "2m", "1h" (whitespace between number and unit allowed). A bare number
+// has no unit and is rejected. nullopt on any syntax error or overflow.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+// Plain bytes ("1048576") or with a unit: B, KiB, MiB, GiB (powers of 1024), KB, MB, GB
+// (powers of 1000). nullopt on any syntax error or overflow.
+std::optional<std::uint64_t> parse_size(std::string_view text);
+// Shortest exact spelling: 10000ms -> "10s", 90000ms -> "90s", 1500ms -> "1500ms".
+std::string format_duration(std::chrono::milliseconds duration);
+// 67108864 -> "64MiB", 1000000 -> "1MB", 1234 -> "1234B".
+std::string format_size(std::uint64_t bytes);
+
+std::string_view to_string(OnInvalid value) noexcept;
+std::string_view to_string(LogLevel value) noexcept;
+std::string_view to_string(LogFormat value) noexcept;
+
+}  // namespace outbox::config
