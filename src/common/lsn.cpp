@@ -1,6 +1,7 @@
 #include "common/lsn.h"
 
 #include <cstdio>
+#include <ostream>
 
 namespace outbox {
 namespace {
@@ -36,5 +37,7 @@ std::string Lsn::to_string() const {
                   static_cast<unsigned>(value_ & 0xFFFFFFFFu));
     return buf;
 }
+
+std::ostream& operator<<(std::ostream& out, Lsn lsn) { return out << lsn.to_string(); }
 
 }  // namespace outbox

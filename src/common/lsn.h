@@ -2,6 +2,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +29,9 @@ public:
 private:
     std::uint64_t value_ = 0;  // 0 is InvalidXLogRecPtr
 };
+
+// For test failure messages and logs: prints the X/X form.
+std::ostream& operator<<(std::ostream& out, Lsn lsn);
 
 // Bytes of WAL between two positions (0 when `to` is not after `from`).
 constexpr std::uint64_t bytes_between(Lsn from, Lsn to) noexcept {

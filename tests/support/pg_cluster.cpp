@@ -102,6 +102,7 @@ void PgCluster::init_cluster(const PgClusterOptions& options) {
          << "max_replication_slots = 20\n"
          << "max_wal_senders = 20\n"
          << "wal_sender_timeout = '" << options.wal_sender_timeout.count() << "ms'\n"
+         << "timezone = 'UTC'\n"
          << "fsync = off\n"
          << "full_page_writes = off\n"
          << "max_prepared_transactions = 10\n"
@@ -129,10 +130,26 @@ void PgCluster::start() {
     }
 }
 
+namespace {
+int stop_signal(PgCluster::StopMode mode) {
+    switch (mode) {
+        case PgCluster::StopMode::Smart: return SIGTERM;
+        case PgCluster::StopMode::Fast: return SIGINT;
+        case PgCluster::StopMode::Immediate: return SIGQUIT;
+    }
+    return SIGINT;
+}
+}  // namespace
+
+void PgCluster::begin_stop(StopMode mode) {
+    if (running()) postmaster_.signal(stop_signal(mode));
+}
+
+bool PgCluster::wait_stopped(std::chrono::milliseconds timeout) { return postmaster_.wait_for(timeout).has_value(); }
+
 void PgCluster::stop(StopMode mode, std::chrono::milliseconds grace) {
     if (!running()) return;
-    const int signo = mode == StopMode::Smart ? SIGTERM : mode == StopMode::Fast ? SIGINT : SIGQUIT;
-    postmaster_.signal(signo);
+    postmaster_.signal(stop_signal(mode));
     if (!postmaster_.wait_for(grace)) {
         // Escalate: immediate shutdown, then kill. Backends exit when they see the postmaster gone.
         postmaster_.signal(SIGQUIT);

@@ -36,6 +36,10 @@ public:
     void start();
     void stop(StopMode mode = StopMode::Fast, std::chrono::milliseconds grace = std::chrono::seconds(30));
     void restart(StopMode mode = StopMode::Fast);
+    // Sends the shutdown signal and returns at once (the test keeps serving its clients);
+    // wait_stopped() then waits for the postmaster to exit.
+    void begin_stop(StopMode mode);
+    [[nodiscard]] bool wait_stopped(std::chrono::milliseconds timeout);
     [[nodiscard]] bool running();
 
     [[nodiscard]] int port() const noexcept { return port_; }

@@ -1,0 +1,111 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/lsn.h"
+#include "config/config.h"
+#include "pg/connection.h"
+#include "pgoutput/stream_frame.h"
+
+namespace outbox::pg {
+
+using TableName = config::TableName;
+
+struct ReplicationOptions {
+    std::string dsn;                      // libpq conninfo or URI
+    std::optional<std::string> password;  // from password_file; never logged
+    std::string slot = "outbox_relay";
+    std::string publication = "outbox_relay";
+    std::vector<TableName> tables;        // the outbox tables the publication must cover
+    bool create_slot = true;
+    bool create_publication = true;
+    int proto_version = 1;
+    bool messages = true;                 // ask pgoutput for pg_logical_emit_message too
+    std::chrono::milliseconds status_interval = std::chrono::seconds(10);
+    // Least time between two status updates sent because the confirmed position moved.
+    std::chrono::milliseconds confirm_coalesce = std::chrono::milliseconds(200);
+    std::string application_name = "outbox-relay";
+};
+
+struct SlotState {
+    Lsn confirmed_flush;
+    Lsn restart_lsn;
+    std::string wal_status;  // reserved, extended, unreserved, lost
+    bool created = false;    // this run created it
+};
+
+// Creates or verifies the publication and the slot over a normal connection. Throws a Config
+// error naming what is missing and the SQL to fix it, or that the slot was invalidated (never
+// silently recreated: that would skip every event in the lost WAL).
+SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOptions& options);
+
+// One logical replication connection streaming pgoutput from a slot.
+//
+// Reading is non-blocking: poll socket() for POLLIN (and POLLOUT while wants_write()), then
+// call read_frame() until it returns nullopt, then service(). Keepalives that ask for a reply
+// are answered from service() at once; status updates carry write = the last WAL position
+// received and flush = what the caller confirmed with confirm().
+class ReplicationStream {
+public:
+    explicit ReplicationStream(ReplicationOptions options);
+    ~ReplicationStream();
+    ReplicationStream(const ReplicationStream&) = delete;
+    ReplicationStream& operator=(const ReplicationStream&) = delete;
+
+    // Connects (normal connection for setup, then replication=database), IDENTIFY_SYSTEM,
+    // prepares publication and slot, and starts streaming from the slot's confirmed position.
+    void start();
+
+    [[nodiscard]] int socket() const noexcept;
+    [[nodiscard]] const SlotState& slot() const noexcept { return slot_; }
+    [[nodiscard]] const std::string& system_id() const noexcept { return system_id_; }
+    [[nodiscard]] Lsn received() const noexcept { return received_; }
+    [[nodiscard]] Lsn confirmed() const noexcept { return confirmed_; }
+    [[nodiscard]] Lsn server_wal_end() const noexcept { return server_wal_end_; }
+    [[nodiscard]] std::uint64_t bytes_received() const noexcept { return bytes_received_; }
+
+    // The next frame if one is complete in libpq's buffer, else nullopt (wait for the socket).
+    // Views in the frame stay valid until the next call. Throws Error when the stream ends.
+    std::optional<pgoutput::StreamFrame> read_frame();
+
+    // What may be released: the end LSN of the last transaction whose events are all
+    // acknowledged, or, when nothing is in flight, the last keepalive's WAL end. Never moves back.
+    void confirm(Lsn flushed);
+
+    // Sends a status update when one is due: a reply was requested, the interval passed, or
+    // the confirmed position moved (coalesced). Also flushes pending output. Returns the time
+    // by which service() must run again.
+    std::chrono::steady_clock::time_point service(std::chrono::steady_clock::time_point now);
+    // Sends a status update now (e.g. before shutdown).
+    void send_status(bool reply_requested = false);
+
+    [[nodiscard]] bool wants_write() const noexcept { return pending_output_; }
+
+    // Ends the copy stream cleanly: final status update, CopyDone, then reads to the end of the
+    // stream so a last-minute ErrorResponse is not missed. Bounded by `timeout`.
+    void finish(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+private:
+    void flush_output();
+    void fail_stream(const std::string& context);
+
+    ReplicationOptions options_;
+    std::optional<Connection> conn_;
+    SlotState slot_;
+    std::string system_id_;
+    CopyBuffer buffer_;
+    Lsn received_;
+    Lsn confirmed_;
+    Lsn last_sent_flush_;
+    Lsn server_wal_end_;
+    std::uint64_t bytes_received_ = 0;
+    bool reply_pending_ = false;
+    bool pending_output_ = false;
+    bool streaming_ = false;
+    std::chrono::steady_clock::time_point last_status_{};
+};
+
+}  // namespace outbox::pg
