@@ -1,0 +1,56 @@
+#include "relay/ledger.h"
+
+#include <string>
+
+namespace outbox::relay {
+
+TxnTicket Ledger::begin() {
+    if (open_) throw LedgerError("begin() while a transaction is open");
+    open_ = true;
+    txns_.push_back(Txn{next_seq_++, 0, false, Lsn()});
+    return TxnTicket(txns_.back().seq);
+}
+
+void Ledger::add_event() {
+    if (!open_) throw LedgerError("add_event() outside a transaction");
+    ++txns_.back().pending;
+    ++pending_events_;
+}
+
+void Ledger::commit(Lsn end_lsn) {
+    if (!open_) throw LedgerError("commit() without begin()");
+    if (end_lsn < confirmable_) {
+        throw LedgerError("commit end " + end_lsn.to_string() + " is before the confirmable position " +
+                          confirmable_.to_string());
+    }
+    open_ = false;
+    txns_.back().committed = true;
+    txns_.back().end_lsn = end_lsn;
+    advance();
+}
+
+void Ledger::acknowledge(TxnTicket ticket) {
+    if (txns_.empty() || ticket.seq() < txns_.front().seq || ticket.seq() > txns_.back().seq) {
+        throw LedgerError("acknowledgement for unknown transaction " + std::to_string(ticket.seq()));
+    }
+    Txn& txn = txns_[static_cast<std::size_t>(ticket.seq() - txns_.front().seq)];
+    if (txn.pending == 0) {
+        throw LedgerError("more acknowledgements than events for transaction " + std::to_string(ticket.seq()));
+    }
+    --txn.pending;
+    --pending_events_;
+    advance();
+}
+
+void Ledger::keepalive(Lsn wal_end) noexcept {
+    if (idle() && wal_end > confirmable_) confirmable_ = wal_end;
+}
+
+void Ledger::advance() noexcept {
+    while (!txns_.empty() && txns_.front().committed && txns_.front().pending == 0) {
+        if (txns_.front().end_lsn > confirmable_) confirmable_ = txns_.front().end_lsn;
+        txns_.pop_front();
+    }
+}
+
+}  // namespace outbox::relay
