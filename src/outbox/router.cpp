@@ -1,0 +1,296 @@
+#include "outbox/router.h"
+
+#include <charconv>
+#include <cstdio>
+
+namespace outbox {
+namespace {
+
+constexpr std::uint32_t kByteaOid = 17;
+
+struct ColumnRef {
+    const pgoutput::ColumnValue* value = nullptr;
+    std::uint32_t type_oid = 0;
+};
+
+// Finds the column named `name`; nullptr value when the relation has no such column.
+ColumnRef find_column(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple, std::string_view name) {
+    const auto index = relation.column_index(name);
+    if (!index || *index >= tuple.columns.size()) return {};
+    return {&tuple.columns[*index], relation.columns[*index].type_oid};
+}
+
+// Reads a column used for routing; a rejection when it is missing, NULL, unsent or empty.
+std::optional<std::string_view> routing_value(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
+                                              std::string_view role, std::string_view column, Rejection& rejection) {
+    const ColumnRef ref = find_column(relation, tuple, column);
+    if (ref.value == nullptr) {
+        rejection = {"missing_column", "column \"" + std::string(column) + "\" (" + std::string(role) +
+                                           ") is not in table " + relation.namespace_name + "." + relation.name};
+        return std::nullopt;
+    }
+    switch (ref.value->kind) {
+        case pgoutput::ColumnKind::Null:
+            rejection = {"null_value", std::string(role) + " column \"" + std::string(column) + "\" is NULL"};
+            return std::nullopt;
+        case pgoutput::ColumnKind::UnchangedToast:
+            rejection = {"unchanged_toast", std::string(role) + " column \"" + std::string(column) +
+                                                "\" was not sent (unchanged TOAST value)"};
+            return std::nullopt;
+        case pgoutput::ColumnKind::Text:
+        case pgoutput::ColumnKind::Binary: break;
+    }
+    if (ref.value->bytes.empty()) {
+        rejection = {"empty_value", std::string(role) + " column \"" + std::string(column) + "\" is empty"};
+        return std::nullopt;
+    }
+    return ref.value->bytes;
+}
+
+void append_u64(std::string& out, std::uint64_t v) {
+    char buf[24];
+    const auto res = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, res.ptr);
+}
+
+void set_commit_texts(const CommitInfo& commit, Record& record) {
+    record.lsn_text = commit.commit_lsn.to_string();
+    record.xid_text.clear();
+    append_u64(record.xid_text, commit.xid.value());
+    format_utc_micros(commit.commit_time_unix_us, record.time_text);
+}
+
+void add_commit_headers(Record& record) {
+    record.headers.push_back({"outbox-lsn", std::string_view(record.lsn_text)});
+    record.headers.push_back({"outbox-xid", std::string_view(record.xid_text)});
+    record.headers.push_back({"outbox-commit-time", std::string_view(record.time_text)});
+}
+
+void reset(Record& record) {
+    record.topic.clear();
+    record.key.reset();
+    record.value.reset();
+    record.headers.clear();
+    record.topic_complete = false;
+    record.value_storage.clear();
+    record.original_topic.clear();
+}
+
+}  // namespace
+
+std::size_t Record::size_bytes() const noexcept {
+    std::size_t n = topic.size() + (key ? key->size() : 0) + (value ? value->size() : 0);
+    for (const auto& h : headers) n += h.name.size() + (h.value ? h.value->size() : 0);
+    return n;
+}
+
+OutboxRouter::OutboxRouter(config::OutboxConfig config) : config_(std::move(config)) {}
+
+bool OutboxRouter::is_outbox_table(const pgoutput::RelationInfo& relation) const {
+    for (const auto& t : config_.tables) {
+        if (t.schema == relation.namespace_name && t.name == relation.name) return true;
+    }
+    return false;
+}
+
+RouteOutcome OutboxRouter::route(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
+                                 const CommitInfo& commit, Record& record, Rejection& rejection) const {
+    if (!is_outbox_table(relation)) return RouteOutcome::NotOutbox;
+    reset(record);
+    const auto& roles = config_.columns;
+
+    // Topic from the template; every substituted value must be present and legal.
+    for (const auto& seg : config_.topic_segments) {
+        using Kind = config::TopicSegment::Kind;
+        std::optional<std::string_view> part;
+        switch (seg.kind) {
+            case Kind::Literal: part = seg.text; break;
+            case Kind::AggregateType:
+                part = routing_value(relation, tuple, "aggregate_type", roles.aggregate_type, rejection);
+                break;
+            case Kind::AggregateId:
+                part = routing_value(relation, tuple, "aggregate_id", roles.aggregate_id, rejection);
+                break;
+            case Kind::Id: part = routing_value(relation, tuple, "id", roles.id, rejection); break;
+            case Kind::Table:
+                record.topic += relation.namespace_name;
+                record.topic += '.';
+                part = relation.name;
+                break;
+        }
+        if (!part) return RouteOutcome::Rejected;
+        record.topic += *part;
+    }
+    if (!is_valid_topic_name(record.topic)) {
+        rejection = {"invalid_topic", "topic name \"" + record.topic +
+                                          "\" is not a valid Kafka topic (1-249 characters of a-z A-Z 0-9 . _ -)"};
+        return RouteOutcome::Rejected;
+    }
+    record.topic_complete = true;
+
+    record.key = routing_value(relation, tuple, "aggregate_id", roles.aggregate_id, rejection);
+    if (!record.key) return RouteOutcome::Rejected;
+    const auto id = routing_value(relation, tuple, "id", roles.id, rejection);
+    if (!id) return RouteOutcome::Rejected;
+
+    const ColumnRef payload = find_column(relation, tuple, roles.payload);
+    if (payload.value == nullptr) {
+        rejection = {"missing_column", "column \"" + roles.payload + "\" (payload) is not in table " +
+                                           relation.namespace_name + "." + relation.name};
+        return RouteOutcome::Rejected;
+    }
+    switch (payload.value->kind) {
+        case pgoutput::ColumnKind::Null: break;  // tombstone
+        case pgoutput::ColumnKind::UnchangedToast:
+            rejection = {"unchanged_toast", "payload column \"" + roles.payload + "\" was not sent"};
+            return RouteOutcome::Rejected;
+        case pgoutput::ColumnKind::Binary: record.value = payload.value->bytes; break;
+        case pgoutput::ColumnKind::Text:
+            if (payload.type_oid == kByteaOid) {
+                if (!decode_bytea_hex(payload.value->bytes, record.value_storage)) {
+                    rejection = {"invalid_payload", "bytea payload is not in hex output format"};
+                    return RouteOutcome::Rejected;
+                }
+                record.value = std::string_view(record.value_storage);
+            } else {
+                record.value = payload.value->bytes;
+            }
+            break;
+    }
+
+    record.headers.push_back({"id", *id});
+    for (const auto& name : config_.headers) {
+        const ColumnRef h = find_column(relation, tuple, name);
+        if (h.value == nullptr) {
+            rejection = {"missing_column", "header column \"" + name + "\" is not in table " +
+                                               relation.namespace_name + "." + relation.name};
+            return RouteOutcome::Rejected;
+        }
+        if (h.value->kind == pgoutput::ColumnKind::UnchangedToast) {
+            rejection = {"unchanged_toast", "header column \"" + name + "\" was not sent"};
+            return RouteOutcome::Rejected;
+        }
+        std::optional<std::string_view> v;
+        if (h.value->kind != pgoutput::ColumnKind::Null) v = h.value->bytes;
+        record.headers.push_back({name, v});
+    }
+    set_commit_texts(commit, record);
+    add_commit_headers(record);
+    return RouteOutcome::Routed;
+}
+
+void OutboxRouter::dead_letter_for_row(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
+                                       const CommitInfo& commit, const Rejection& rejection, Record& out) const {
+    // What the failed route() may have computed: the topic, when it is complete and valid.
+    const std::string original_topic = out.topic;
+    const bool topic_known = out.topic_complete;
+    reset(out);
+    out.topic = config_.dead_letter_topic;
+    const auto& roles = config_.columns;
+    auto text_of = [&](std::string_view column) -> std::optional<std::string_view> {
+        const ColumnRef ref = find_column(relation, tuple, column);
+        if (ref.value == nullptr || (ref.value->kind != pgoutput::ColumnKind::Text &&
+                                     ref.value->kind != pgoutput::ColumnKind::Binary)) {
+            return std::nullopt;
+        }
+        return ref.value->bytes;
+    };
+    out.key = text_of(roles.aggregate_id);
+    out.value = text_of(roles.payload);  // as the server printed it: the raw row for inspection
+    if (const auto id = text_of(roles.id)) out.headers.push_back({"id", *id});
+    out.error_text = rejection.detail;
+    out.headers.push_back({"outbox-error", std::string_view(out.error_text)});
+    out.headers.push_back({"outbox-error-code", rejection.code});
+    out.original_topic = relation.namespace_name + "." + relation.name;
+    out.headers.push_back({"outbox-table", std::string_view(out.original_topic)});
+    if (topic_known) {
+        // Reuse value_storage for the original topic: a rejected row's payload is not decoded.
+        out.value_storage = original_topic;
+        out.headers.push_back({"outbox-original-topic", std::string_view(out.value_storage)});
+    }
+    for (const auto& name : config_.headers) {
+        if (const auto v = text_of(name)) out.headers.push_back({name, *v});
+    }
+    set_commit_texts(commit, out);
+    add_commit_headers(out);
+}
+
+void OutboxRouter::dead_letter_for_record(const Record& original, const Rejection& rejection, Record& out) const {
+    reset(out);
+    out.topic = config_.dead_letter_topic;
+    out.key = original.key;
+    out.value.reset();  // the payload is what Kafka refused
+    out.error_text = rejection.detail;
+    out.original_topic = original.topic;
+    out.size_text.clear();
+    append_u64(out.size_text, original.value ? original.value->size() : 0);
+    out.headers = original.headers;  // views into the original's frame and storage
+    out.headers.push_back({"outbox-error", std::string_view(out.error_text)});
+    out.headers.push_back({"outbox-error-code", rejection.code});
+    out.headers.push_back({"outbox-original-topic", std::string_view(out.original_topic)});
+    out.headers.push_back({"outbox-payload-bytes", std::string_view(out.size_text)});
+}
+
+bool is_valid_topic_name(std::string_view name) noexcept {
+    if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
+    for (char c : name) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                        c == '_' || c == '-';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+bool decode_bytea_hex(std::string_view text, std::string& out) {
+    out.clear();
+    if (text.size() < 2 || text[0] != '\\' || text[1] != 'x' || text.size() % 2 != 0) return false;
+    auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    out.reserve((text.size() - 2) / 2);
+    for (std::size_t i = 2; i < text.size(); i += 2) {
+        const int hi = nibble(text[i]);
+        const int lo = nibble(text[i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out.push_back(static_cast<char>((hi << 4) | lo));
+    }
+    return true;
+}
+
+void format_utc_micros(std::int64_t unix_us, std::string& out) {
+    // Civil-from-days (Howard Hinnant's algorithm): pure arithmetic, no time zone database.
+    std::int64_t secs = unix_us / 1'000'000;
+    std::int64_t micros = unix_us % 1'000'000;
+    if (micros < 0) {
+        micros += 1'000'000;
+        --secs;
+    }
+    std::int64_t days = secs / 86400;
+    std::int64_t rem = secs % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        --days;
+    }
+    days += 719468;
+    const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    const std::int64_t doe = days - era * 146097;
+    const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    std::int64_t year = yoe + era * 400;
+    const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const std::int64_t mp = (5 * doy + 2) / 153;
+    const std::int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    const std::int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    if (month <= 2) ++year;
+    char buf[40];
+    const int n = std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%06lldZ",
+                                static_cast<long long>(year), static_cast<long long>(month),
+                                static_cast<long long>(day), static_cast<long long>(rem / 3600),
+                                static_cast<long long>((rem / 60) % 60), static_cast<long long>(rem % 60),
+                                static_cast<long long>(micros));
+    out.assign(buf, static_cast<std::size_t>(n));
+}
+
+}  // namespace outbox

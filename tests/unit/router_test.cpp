@@ -1,0 +1,227 @@
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+
+#include "outbox/router.h"
+
+using namespace outbox;
+using pgoutput::ColumnKind;
+using pgoutput::ColumnValue;
+
+namespace {
+
+pgoutput::RelationInfo outbox_relation(std::vector<std::pair<std::string, std::uint32_t>> columns = {
+                                           {"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25},
+                                           {"type", 25}, {"payload", 3802}}) {
+    pgoutput::RelationInfo rel;
+    rel.id = RelationId(16384);
+    rel.namespace_name = "public";
+    rel.name = "outbox";
+    for (auto& [name, oid] : columns) rel.columns.push_back({name, oid, -1, false});
+    return rel;
+}
+
+ColumnValue text(std::string_view v) { return {ColumnKind::Text, v}; }
+ColumnValue null() { return {ColumnKind::Null, {}}; }
+
+config::OutboxConfig default_config() {
+    config::OutboxConfig c;
+    c.tables = {config::TableName{"public", "outbox"}};
+    c.headers = {"type"};
+    return c;
+}
+
+const CommitInfo kCommit{Lsn(0x16B374D848ull), Xid(771), 1709212455123456};
+
+std::map<std::string, std::optional<std::string>> headers_of(const Record& r) {
+    std::map<std::string, std::optional<std::string>> out;
+    for (const auto& h : r.headers) out[std::string(h.name)] = h.value ? std::optional<std::string>(*h.value) : std::nullopt;
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("router: an outbox row becomes a record with topic, key, value and headers") {
+    const OutboxRouter router(default_config());
+    const auto rel = outbox_relation();
+    pgoutput::Tuple row{{text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), text("order"), text("o-42"), text("OrderCreated"),
+                         text(R"({"total": 12.5})")}};
+    Record record;
+    Rejection rejection;
+    REQUIRE(router.route(rel, row, kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK(record.topic == "outbox.event.order");
+    CHECK(record.key == "o-42");
+    CHECK(record.value == R"({"total": 12.5})");
+    const auto h = headers_of(record);
+    CHECK(h.at("id") == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+    CHECK(h.at("type") == "OrderCreated");
+    CHECK(h.at("outbox-lsn") == "16/B374D848");
+    CHECK(h.at("outbox-xid") == "771");
+    CHECK(h.at("outbox-commit-time") == "2024-02-29T13:14:15.123456Z");
+    CHECK(record.headers.size() == 5);
+}
+
+TEST_CASE("router: NULL payload is a tombstone, bytea payload is raw bytes") {
+    const OutboxRouter router(default_config());
+    Record record;
+    Rejection rejection;
+    auto rel = outbox_relation();
+    pgoutput::Tuple row{{text("1"), text("order"), text("o-1"), text("Deleted"), null()}};
+    REQUIRE(router.route(rel, row, kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK_FALSE(record.value.has_value());
+
+    auto bytea_rel = outbox_relation({{"id", 20}, {"aggregatetype", 25}, {"aggregateid", 25}, {"type", 25}, {"payload", 17}});
+    pgoutput::Tuple bin{{text("2"), text("order"), text("o-2"), text("Blob"), text("\\x00ff0a")}};
+    REQUIRE(router.route(bytea_rel, bin, kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK(record.value == std::string("\x00\xff\x0a", 3));
+}
+
+TEST_CASE("router: a NULL header column gives a header with a null value") {
+    const OutboxRouter router(default_config());
+    Record record;
+    Rejection rejection;
+    pgoutput::Tuple row{{text("1"), text("order"), text("o-1"), null(), text("{}")}};
+    REQUIRE(router.route(outbox_relation(), row, kCommit, record, rejection) == RouteOutcome::Routed);
+    const auto h = headers_of(record);
+    REQUIRE(h.count("type") == 1);
+    CHECK_FALSE(h.at("type").has_value());
+}
+
+TEST_CASE("router: rows that cannot be routed are rejected with a reason") {
+    const OutboxRouter router(default_config());
+    Record record;
+    Rejection rejection;
+    const auto rel = outbox_relation();
+    struct Case {
+        pgoutput::Tuple row;
+        std::string_view code;
+        std::string detail_part;
+    };
+    const std::vector<Case> cases = {
+        {{{text("1"), null(), text("o-1"), text("t"), text("{}")}}, "null_value", "aggregate_type column \"aggregatetype\" is NULL"},
+        {{{text("1"), text(""), text("o-1"), text("t"), text("{}")}}, "empty_value", "aggregate_type column \"aggregatetype\" is empty"},
+        {{{text("1"), text("order"), null(), text("t"), text("{}")}}, "null_value", "aggregate_id column \"aggregateid\" is NULL"},
+        {{{null(), text("order"), text("o-1"), text("t"), text("{}")}}, "null_value", "id column \"id\" is NULL"},
+        {{{text("1"), text("bad topic!"), text("o-1"), text("t"), text("{}")}}, "invalid_topic", "outbox.event.bad topic!"},
+        {{{text("1"), text(std::string_view("x\0y", 3)), text("o-1"), text("t"), text("{}")}}, "invalid_topic", "not a valid Kafka topic"},
+        {{{text("1"), text("order"), text("o-1"), text("t"), {ColumnKind::UnchangedToast, {}}}}, "unchanged_toast", "payload"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.detail_part);
+        REQUIRE(router.route(rel, c.row, kCommit, record, rejection) == RouteOutcome::Rejected);
+        CHECK(rejection.code == c.code);
+        CHECK(rejection.detail.find(c.detail_part) != std::string::npos);
+    }
+    // A topic longer than 249 characters.
+    const std::string long_type(250, 'a');
+    pgoutput::Tuple row{{text("1"), text(long_type), text("o-1"), text("t"), text("{}")}};
+    CHECK(router.route(rel, row, kCommit, record, rejection) == RouteOutcome::Rejected);
+    CHECK(rejection.code == "invalid_topic");
+}
+
+TEST_CASE("router: a column missing after a schema change is a rejection naming it") {
+    const OutboxRouter router(default_config());
+    Record record;
+    Rejection rejection;
+    // `type` (a header column) was dropped.
+    const auto rel = outbox_relation({{"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25}, {"payload", 3802}});
+    pgoutput::Tuple row{{text("1"), text("order"), text("o-1"), text("{}")}};
+    REQUIRE(router.route(rel, row, kCommit, record, rejection) == RouteOutcome::Rejected);
+    CHECK(rejection.code == "missing_column");
+    CHECK(rejection.detail == "header column \"type\" is not in table public.outbox");
+    // The payload column was renamed.
+    const auto rel2 = outbox_relation({{"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25}, {"type", 25}, {"body", 3802}});
+    pgoutput::Tuple row2{{text("1"), text("order"), text("o-1"), text("t"), text("{}")}};
+    REQUIRE(router.route(rel2, row2, kCommit, record, rejection) == RouteOutcome::Rejected);
+    CHECK(rejection.detail == "column \"payload\" (payload) is not in table public.outbox");
+}
+
+TEST_CASE("router: rows of other tables are not events") {
+    const OutboxRouter router(default_config());
+    auto rel = outbox_relation();
+    rel.name = "orders";
+    Record record;
+    Rejection rejection;
+    pgoutput::Tuple row{{text("1"), text("order"), text("o-1"), text("t"), text("{}")}};
+    CHECK(router.route(rel, row, kCommit, record, rejection) == RouteOutcome::NotOutbox);
+}
+
+TEST_CASE("router: topic templates over roles, and fixed topics") {
+    auto cfg = default_config();
+    cfg.topic = "{table}.{aggregate_type}-{aggregate_id}";
+    cfg.topic_segments = {{config::TopicSegment::Kind::Table, ""},
+                          {config::TopicSegment::Kind::Literal, "."},
+                          {config::TopicSegment::Kind::AggregateType, ""},
+                          {config::TopicSegment::Kind::Literal, "-"},
+                          {config::TopicSegment::Kind::AggregateId, ""}};
+    const OutboxRouter router(cfg);
+    Record record;
+    Rejection rejection;
+    pgoutput::Tuple row{{text("1"), text("order"), text("o-1"), text("t"), text("{}")}};
+    REQUIRE(router.route(outbox_relation(), row, kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK(record.topic == "public.outbox.order-o-1");
+
+    auto fixed = default_config();
+    fixed.topic = "events";
+    fixed.topic_segments = {{config::TopicSegment::Kind::Literal, "events"}};
+    const OutboxRouter fixed_router(fixed);
+    pgoutput::Tuple null_type{{text("1"), null(), text("o-1"), text("t"), text("{}")}};
+    // A fixed topic does not need the aggregate type.
+    REQUIRE(fixed_router.route(outbox_relation(), null_type, kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK(record.topic == "events");
+}
+
+TEST_CASE("router: dead-letter records carry the reason, the table and what could be read") {
+    const OutboxRouter router(default_config());
+    Record record;
+    Rejection rejection;
+    pgoutput::Tuple row{{text("e-1"), null(), text("o-1"), text("OrderCreated"), text("{\"a\": 1}")}};
+    REQUIRE(router.route(outbox_relation(), row, kCommit, record, rejection) == RouteOutcome::Rejected);
+    router.dead_letter_for_row(outbox_relation(), row, kCommit, rejection, record);
+    CHECK(record.topic == "outbox.dead_letter");
+    CHECK(record.key == "o-1");
+    CHECK(record.value == "{\"a\": 1}");
+    auto h = headers_of(record);
+    CHECK(h.at("id") == "e-1");
+    CHECK(h.at("outbox-error") == "aggregate_type column \"aggregatetype\" is NULL");
+    CHECK(h.at("outbox-error-code") == "null_value");
+    CHECK(h.at("outbox-table") == "public.outbox");
+    CHECK(h.at("type") == "OrderCreated");
+    CHECK(h.at("outbox-lsn") == "16/B374D848");
+    CHECK(h.count("outbox-original-topic") == 0);
+
+    pgoutput::Tuple ok{{text("e-2"), text("order"), text("o-2"), text("OrderCreated"), text("{\"big\": 1}")}};
+    Record original;
+    REQUIRE(router.route(outbox_relation(), ok, kCommit, original, rejection) == RouteOutcome::Routed);
+    Record dlq;
+    router.dead_letter_for_record(original, Rejection{"too_large", "Broker: Message size too large"}, dlq);
+    CHECK(dlq.topic == "outbox.dead_letter");
+    CHECK(dlq.key == "o-2");
+    CHECK_FALSE(dlq.value.has_value());
+    h = headers_of(dlq);
+    CHECK(h.at("outbox-original-topic") == "outbox.event.order");
+    CHECK(h.at("outbox-payload-bytes") == "10");
+    CHECK(h.at("outbox-error-code") == "too_large");
+    CHECK(h.at("id") == "e-2");
+}
+
+TEST_CASE("router: helpers") {
+    CHECK(is_valid_topic_name("outbox.event.order_v1-x"));
+    CHECK_FALSE(is_valid_topic_name(""));
+    CHECK_FALSE(is_valid_topic_name(".."));
+    CHECK_FALSE(is_valid_topic_name("a b"));
+    CHECK_FALSE(is_valid_topic_name("ü"));
+    std::string out;
+    CHECK(decode_bytea_hex("\\x", out));
+    CHECK(out.empty());
+    CHECK_FALSE(decode_bytea_hex("\\x0", out));
+    CHECK_FALSE(decode_bytea_hex("\\xzz", out));
+    CHECK_FALSE(decode_bytea_hex("00", out));
+    format_utc_micros(0, out);
+    CHECK(out == "1970-01-01T00:00:00.000000Z");
+    format_utc_micros(-1, out);
+    CHECK(out == "1969-12-31T23:59:59.999999Z");
+    format_utc_micros(951782400000000, out);  // leap day 2000
+    CHECK(out == "2000-02-29T00:00:00.000000Z");
+}
