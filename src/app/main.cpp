@@ -1,26 +1,43 @@
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <string_view>
 
+#include "app/logging.h"
+#include "app/relay.h"
+#include "common/error.h"
 #include "common/version.h"
+#include "config/config.h"
 
 namespace {
 
+constexpr const char* kDefaultConfig = "/etc/outbox-relay/outbox-relay.yaml";
+
 constexpr const char* kUsage =
-    "Usage: outbox-relay [OPTIONS]\n"
+    "Usage: outbox-relay [--config PATH] [--check-config]\n"
     "\n"
     "Relays transactional outbox events from PostgreSQL (logical replication, pgoutput)\n"
     "to Kafka with at-least-once delivery.\n"
     "\n"
     "Options:\n"
     "  --config PATH     configuration file (default /etc/outbox-relay/outbox-relay.yaml)\n"
-    "  --check-config    validate the configuration and exit\n"
+    "  --check-config    validate the configuration, print a summary, and exit\n"
     "  --version         print the version and exit\n"
-    "  --help            print this help and exit\n";
+    "  --help            print this help and exit\n"
+    "\n"
+    "Exit codes: 0 stopped cleanly, 64 usage, 69 unavailable, 70 internal error,\n"
+    "76 protocol error, 78 configuration error (see docs/operations.md).\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
+    std::string config_path = kDefaultConfig;
+    bool check_only = false;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         if (arg == "--version") {
@@ -31,9 +48,55 @@ int main(int argc, char** argv) {
             std::fputs(kUsage, stdout);
             return 0;
         }
-        std::fprintf(stderr, "outbox-relay: unknown option '%s'\n\n%s", argv[i], kUsage);
-        return 64;  // EX_USAGE
+        if (arg == "--check-config") {
+            check_only = true;
+        } else if (arg == "--config" && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (arg.substr(0, 9) == "--config=") {
+            config_path = std::string(arg.substr(9));
+        } else {
+            std::fprintf(stderr, "outbox-relay: unknown option '%s'\n\n%s", argv[i], kUsage);
+            return 64;  // EX_USAGE
+        }
     }
-    std::fputs("outbox-relay: the relay is not implemented yet; see --help\n", stderr);
-    return 64;
+
+    outbox::config::Config config;
+    try {
+        config = outbox::config::load_config_file(config_path);
+        if (check_only) {
+            (void)outbox::config::read_password(config.postgres);  // the file must be readable too
+            std::printf("%s\nconfiguration OK: %s\n", outbox::config::describe(config).c_str(), config_path.c_str());
+            return 0;
+        }
+    } catch (const outbox::Error& e) {
+        std::fprintf(stderr, "outbox-relay: %s\n", e.what());
+        return outbox::exit_code(e.kind());
+    }
+
+    outbox::app::setup_logging(config.log);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    const int signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (signal_fd < 0) {
+        spdlog::critical("signalfd failed: {}", std::strerror(errno));
+        return 70;
+    }
+    // A closed consumer of our stderr must not kill us mid-delivery.
+    signal(SIGPIPE, SIG_IGN);
+
+    spdlog::info("outbox-relay {} starting: config {}, PostgreSQL {}", outbox::kVersion, config_path,
+                 outbox::config::mask_dsn(config.postgres.dsn));
+    try {
+        outbox::app::Relay relay(std::move(config), signal_fd);
+        return relay.run();
+    } catch (const outbox::Error& e) {
+        spdlog::critical("{} error: {}", outbox::to_string(e.kind()), e.what());
+        return outbox::exit_code(e.kind());
+    } catch (const std::exception& e) {
+        spdlog::critical("internal error: {}", e.what());
+        return 70;
+    }
 }

@@ -1,0 +1,73 @@
+#include "app/logging.h"
+
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <memory>
+
+#include "common/json.h"
+
+namespace outbox::app {
+namespace {
+
+spdlog::level::level_enum to_spdlog(config::LogLevel level) {
+    switch (level) {
+        case config::LogLevel::Trace: return spdlog::level::trace;
+        case config::LogLevel::Debug: return spdlog::level::debug;
+        case config::LogLevel::Info: return spdlog::level::info;
+        case config::LogLevel::Warn: return spdlog::level::warn;
+        case config::LogLevel::Error: return spdlog::level::err;
+        case config::LogLevel::Critical: return spdlog::level::critical;
+        case config::LogLevel::Off: return spdlog::level::off;
+    }
+    return spdlog::level::info;
+}
+
+// {"time":"2026-11-25T02:24:52.123Z","level":"info","msg":"..."} — the message escaped as a
+// JSON string, so any text (quotes, newlines, non-UTF-8 from a server) keeps the line valid.
+class JsonFormatter final : public spdlog::formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+        const auto millis =
+            std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
+        const std::time_t secs = static_cast<std::time_t>(millis / 1000);
+        std::tm tm{};
+        gmtime_r(&secs, &tm);
+        char ts[40];
+        const std::size_t n = std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        std::string line = "{\"time\":\"";
+        line.append(ts, n);
+        char frac[8];
+        std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(millis % 1000));
+        line += frac;
+        line += "\",\"level\":\"";
+        const auto level = spdlog::level::to_string_view(msg.level);
+        line.append(level.data(), level.size());
+        line += "\",\"msg\":";
+        append_json_string(line, std::string_view(msg.payload.data(), msg.payload.size()));
+        line += "}\n";
+        dest.append(line.data(), line.data() + line.size());
+    }
+    [[nodiscard]] std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
+};
+
+}  // namespace
+
+void setup_logging(const config::LogConfig& log) {
+    auto logger = spdlog::default_logger();
+    if (logger->name() != "outbox-relay") {
+        logger = std::make_shared<spdlog::logger>("outbox-relay", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+        spdlog::set_default_logger(logger);
+    }
+    if (log.format == config::LogFormat::Json) {
+        logger->set_formatter(std::make_unique<JsonFormatter>());
+    } else {
+        logger->set_formatter(std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e%z %l %v"));
+    }
+    logger->set_level(to_spdlog(log.level));
+    logger->flush_on(spdlog::level::trace);  // one line at a time: nothing lost on a crash
+}
+
+}  // namespace outbox::app

@@ -1,0 +1,395 @@
+#include "app/relay.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "pgoutput/decoder.h"
+
+namespace outbox::app {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// How long a shutdown waits for Kafka to acknowledge what is in flight.
+constexpr auto kShutdownDrainTimeout = 30s;
+constexpr auto kProgressInterval = 10s;
+constexpr auto kBackoffInitial = 500ms;
+constexpr auto kBackoffMax = 30s;
+
+// Thrown to end a session that must not confirm anything more; the next one replays.
+class SessionFailure : public Error {
+public:
+    explicit SessionFailure(const std::string& what) : Error(ErrorKind::Transient, what) {}
+};
+
+pg::ReplicationOptions replication_options(const config::Config& c) {
+    pg::ReplicationOptions o;
+    o.dsn = c.postgres.dsn;
+    o.password = config::read_password(c.postgres);
+    o.slot = c.postgres.slot;
+    o.publication = c.postgres.publication;
+    o.tables = c.outbox.tables;
+    o.create_slot = c.postgres.create_slot;
+    o.create_publication = c.postgres.create_publication;
+    o.status_interval = c.postgres.status_interval;
+    return o;
+}
+
+kafka::PublisherOptions publisher_options(const config::Config& c) {
+    kafka::PublisherOptions o;
+    o.bootstrap_servers = c.kafka.bootstrap_servers;
+    o.properties = c.kafka.properties;
+    o.max_inflight_events = c.limits.max_inflight_events;
+    return o;
+}
+
+// Copies a message librdkafka refused back into a Record (views into the message, valid
+// during the delivery callback only).
+void record_from_message(const rd_kafka_message_t* m, Record& out) {
+    out = Record{};
+    out.topic = rd_kafka_topic_name(m->rkt);
+    if (m->key != nullptr) out.key = std::string_view(static_cast<const char*>(m->key), m->key_len);
+    if (m->payload != nullptr) out.value = std::string_view(static_cast<const char*>(m->payload), m->len);
+    rd_kafka_headers_t* headers = nullptr;
+    if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR && headers != nullptr) {
+        const char* name = nullptr;
+        const void* value = nullptr;
+        std::size_t size = 0;
+        for (std::size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+            std::optional<std::string_view> v;
+            if (value != nullptr) v = std::string_view(static_cast<const char*>(value), size);
+            out.headers.push_back({std::string_view(name), v});
+        }
+    }
+}
+
+}  // namespace
+
+std::uint64_t InflightSlots::acquire(const Slot& slot) {
+    if (free_.empty()) {
+        slots_.push_back(slot);
+        return slots_.size();
+    }
+    const std::uint32_t index = free_.back();
+    free_.pop_back();
+    slots_[index] = slot;
+    return static_cast<std::uint64_t>(index) + 1;
+}
+
+InflightSlots::Slot& InflightSlots::at(std::uint64_t cookie) {
+    if (cookie == 0 || cookie > slots_.size()) throw Error(ErrorKind::Fatal, "delivery report for an unknown message");
+    return slots_[cookie - 1];
+}
+
+void InflightSlots::release(std::uint64_t cookie) { free_.push_back(static_cast<std::uint32_t>(cookie - 1)); }
+
+Relay::Relay(config::Config config, int signal_fd)
+    : config_(std::move(config)), signal_fd_(signal_fd), router_(config_.outbox) {}
+
+bool Relay::backpressured() const noexcept {
+    return ledger_->pending_events() >= config_.limits.max_inflight_events ||
+           inflight_bytes_ >= config_.limits.max_inflight_bytes;
+}
+
+void Relay::check_signals() {
+    signalfd_siginfo info{};
+    while (::read(signal_fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        if (stopping_) {
+            spdlog::warn("second signal ({}): exiting at once without waiting for Kafka", strsignal(static_cast<int>(info.ssi_signo)));
+            std::_Exit(130);
+        }
+        spdlog::info("{}: finishing the current transaction, waiting for Kafka, confirming, then exiting",
+                     strsignal(static_cast<int>(info.ssi_signo)));
+        stopping_ = true;
+    }
+}
+
+bool Relay::wait_backoff(std::chrono::milliseconds delay) {
+    const auto deadline = Clock::now() + delay;
+    while (!stopping_) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0) return true;
+        pollfd pfd{signal_fd_, POLLIN, 0};
+        ::poll(&pfd, 1, static_cast<int>(left.count()));
+        check_signals();
+    }
+    return false;
+}
+
+int Relay::run() {
+    std::mt19937_64 rng(std::random_device{}());
+    auto backoff = std::chrono::milliseconds(kBackoffInitial);
+    while (true) {
+        try {
+            const SessionEnd end = run_session();
+            if (end == SessionEnd::Stopped) return exit_code(ErrorKind::Config);
+            spdlog::info("stopped; confirmed {}", stats_.confirmed.to_string());
+            return 0;
+        } catch (const Error& e) {
+            stream_.reset();
+            publisher_.reset();
+            if (e.kind() != ErrorKind::Transient) {
+                spdlog::critical("{} error: {}", to_string(e.kind()), e.what());
+                return exit_code(e.kind());
+            }
+            if (stopping_) {
+                spdlog::warn("stopping after error: {}", e.what());
+                return 0;
+            }
+            // Decorrelated jitter: spread reconnects of many relays, never hammer a sick server.
+            std::uniform_int_distribution<long> dist(kBackoffInitial.count(), std::max<long>(kBackoffInitial.count(), backoff.count() * 3));
+            backoff = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(dist(rng)), kBackoffMax);
+            spdlog::error("{}; restarting from the slot's confirmed position in {} ms", e.what(), backoff.count());
+            if (!wait_backoff(backoff)) return 0;
+        }
+    }
+}
+
+Relay::SessionEnd Relay::run_session() {
+    ++stats_.sessions;
+    relations_.clear();
+    slots_ = InflightSlots{};
+    inflight_bytes_ = 0;
+    session_failure_.reset();
+
+    stream_.emplace(replication_options(config_));
+    stream_->start();
+    ledger_.emplace(stream_->slot().confirmed_flush);
+    publisher_.emplace(publisher_options(config_));
+    stats_.confirmed = stream_->slot().confirmed_flush;
+    spdlog::info("streaming from slot \"{}\" at {}{} (publication \"{}\", Kafka {})", config_.postgres.slot,
+                 stream_->slot().confirmed_flush.to_string(), stream_->slot().created ? " (slot created)" : "",
+                 config_.postgres.publication, config_.kafka.bootstrap_servers);
+
+    const auto deliver = [this](const kafka::Delivery& d) { on_delivery(d); };
+    std::optional<Clock::time_point> drain_deadline;
+    bool read_something = false;
+    while (true) {
+        publisher_->serve(deliver);
+        if (publisher_->fatal_error()) throw SessionFailure("Kafka producer fatal error: " + *publisher_->fatal_error());
+        if (session_failure_) throw SessionFailure(*session_failure_);
+        if (auto err = publisher_->take_last_error()) spdlog::warn("kafka: {}", *err);
+
+        // Read while there is room; when stopping, only to the end of the open transaction,
+        // so that everything received is confirmable and a restart repeats nothing.
+        read_something = false;
+        for (int n = 0; n < 4096 && !backpressured() && !stop_error_ && (!stopping_ || ledger_->in_transaction()); ++n) {
+            auto frame = stream_->read_frame();
+            if (!frame) break;
+            read_something = true;
+            if (const auto* data = std::get_if<pgoutput::XLogData>(&*frame)) {
+                handle_message(pgoutput::decode(data->payload));
+            } else {
+                ledger_->keepalive(std::get<pgoutput::PrimaryKeepalive>(*frame).wal_end);
+            }
+        }
+
+        stream_->confirm(ledger_->confirmable());
+        stats_.confirmed = ledger_->confirmable();
+        stats_.received = stream_->received();
+        stats_.server_wal_end = stream_->server_wal_end();
+        const auto now = Clock::now();
+        const auto next_status = stream_->service(now);
+        log_progress(false);
+
+        if ((stopping_ || stop_error_) && !ledger_->in_transaction()) {
+            if (!drain_deadline) drain_deadline = now + kShutdownDrainTimeout;
+            if (ledger_->pending_events() == 0 || now >= *drain_deadline) {
+                if (ledger_->pending_events() != 0) {
+                    spdlog::warn("{} events still unacknowledged after {} s; they are not confirmed and will be "
+                                 "sent again on the next start",
+                                 ledger_->pending_events(), kShutdownDrainTimeout.count());
+                }
+                stream_->confirm(ledger_->confirmable());
+                stats_.confirmed = ledger_->confirmable();
+                stream_->finish();
+                log_progress(true);
+                stream_.reset();
+                publisher_.reset();
+                if (stop_error_) {
+                    spdlog::critical("stopped by on_invalid: stop: {}; confirmed {} (nothing past the bad row)",
+                                     *stop_error_, stats_.confirmed.to_string());
+                    return SessionEnd::Stopped;
+                }
+                return SessionEnd::Shutdown;
+            }
+        }
+        if (read_something) continue;  // more may be buffered in libpq: read it before sleeping
+
+        const bool want_read = !backpressured() && !stop_error_ && (!stopping_ || ledger_->in_transaction());
+        pollfd fds[3] = {
+            {stream_->socket(), static_cast<short>((want_read ? POLLIN : 0) | (stream_->wants_write() ? POLLOUT : 0)), 0},
+            {publisher_->wakeup_fd(), POLLIN, 0},
+            {signal_fd_, POLLIN, 0},
+        };
+        auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(next_status - now);
+        timeout = std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(1000));
+        if (!want_read) timeout = std::min(timeout, std::chrono::milliseconds(100));  // librdkafka timers
+        if (::poll(fds, 3, static_cast<int>(timeout.count())) < 0 && errno != EINTR) {
+            throw Error(ErrorKind::Fatal, std::string("poll failed: ") + std::strerror(errno));
+        }
+        if (fds[2].revents & POLLIN) check_signals();
+    }
+}
+
+void Relay::handle_message(const pgoutput::Message& message) {
+    if (const auto* insert = std::get_if<pgoutput::Insert>(&message)) {
+        handle_insert(*insert);
+    } else if (const auto* begin = std::get_if<pgoutput::Begin>(&message)) {
+        ticket_ = ledger_->begin();
+        commit_ = CommitInfo{begin->final_lsn, begin->xid, begin->commit_time.unix_micros()};
+    } else if (const auto* commit = std::get_if<pgoutput::Commit>(&message)) {
+        ledger_->commit(commit->end_lsn);
+        ++stats_.transactions;
+    } else if (const auto* relation = std::get_if<pgoutput::Relation>(&message)) {
+        relations_.update(*relation);
+    } else if (std::holds_alternative<pgoutput::StreamStart>(message) ||
+               std::holds_alternative<pgoutput::StreamCommit>(message) ||
+               std::holds_alternative<pgoutput::StreamAbort>(message) ||
+               std::holds_alternative<pgoutput::StreamStop>(message)) {
+        throw Error(ErrorKind::Protocol, "received a streamed transaction, but streaming was not requested");
+    }
+    // Update, Delete, Truncate, Type, Origin and logical messages carry no outbox events: a
+    // publication for inserts only does not send the first three at all.
+}
+
+void Relay::handle_insert(const pgoutput::Insert& insert) {
+    if (!ledger_->in_transaction()) throw Error(ErrorKind::Protocol, "Insert outside a transaction");
+    const pgoutput::RelationInfo& relation = relations_.get(insert.relation);
+    relation.check_tuple(insert.new_tuple);
+    Rejection rejection;
+    switch (router_.route(relation, insert.new_tuple, commit_, record_, rejection)) {
+        case RouteOutcome::NotOutbox: return;
+        case RouteOutcome::Routed: publish(record_, false); return;
+        case RouteOutcome::Rejected: reject(rejection, nullptr, &relation, &insert.new_tuple, 0); return;
+    }
+}
+
+void Relay::publish(const Record& record, bool dead_letter) {
+    const std::uint64_t bytes = record.size_bytes();
+    const std::uint64_t cookie = slots_.acquire({ticket_, bytes, commit_.commit_time_unix_us, dead_letter});
+    ledger_->add_event();
+    inflight_bytes_ += bytes;
+    while (true) {
+        const kafka::ProduceResult r = publisher_->produce(record, cookie);
+        switch (r.status) {
+            case kafka::ProduceStatus::Queued: return;
+            case kafka::ProduceStatus::QueueFull: {
+                // Our in-flight bound is below librdkafka's queue size, so this is rare: serve
+                // delivery reports until there is room.
+                pollfd pfd{publisher_->wakeup_fd(), POLLIN, 0};
+                ::poll(&pfd, 1, 100);
+                publisher_->serve([this](const kafka::Delivery& d) { on_delivery(d); });
+                if (session_failure_) throw SessionFailure(*session_failure_);
+                continue;
+            }
+            case kafka::ProduceStatus::Permanent:
+                reject(Rejection{r.error == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? "too_large" : "rejected_by_kafka",
+                                 "Kafka refused the record for topic \"" + record.topic + "\": " + r.message},
+                       &record, nullptr, nullptr, cookie);
+                return;
+            case kafka::ProduceStatus::Failed:
+                throw SessionFailure("cannot produce to Kafka: " + r.message);
+        }
+    }
+}
+
+void Relay::reject(const Rejection& rejection, const Record* original_record, const pgoutput::RelationInfo* relation,
+                   const pgoutput::Tuple* tuple, std::uint64_t cookie) {
+    // `cookie` != 0: the event is already counted in the ledger and the slots; it is either
+    // replaced by its dead-letter copy or stays pending forever (stop), so nothing is confirmed past it.
+    const std::string where = commit_.commit_lsn.to_string();
+    if (config_.outbox.on_invalid == config::OnInvalid::Stop) {
+        spdlog::error("outbox event in transaction {} (commit {}) rejected ({}): {}", commit_.xid.value(), where,
+                      rejection.code, rejection.detail);
+        if (!stop_error_) stop_error_ = std::string(rejection.code) + ": " + rejection.detail;
+        if (cookie == 0) {
+            // Keep the transaction from ever becoming confirmable.
+            slots_.acquire({ticket_, 0, commit_.commit_time_unix_us, false});
+            ledger_->add_event();
+        }
+        return;
+    }
+    if (cookie != 0 && slots_.at(cookie).dead_letter) {
+        throw Error(ErrorKind::Fatal, "the dead-letter topic refused an event too (" + rejection.detail +
+                                          "); stopping rather than losing it");
+    }
+    spdlog::warn("outbox event in transaction {} (commit {}) sent to dead-letter topic \"{}\" ({}): {}",
+                 commit_.xid.value(), where, config_.outbox.dead_letter_topic, rejection.code, rejection.detail);
+    ++stats_.events_dead_lettered;
+    if (original_record != nullptr) {
+        router_.dead_letter_for_record(*original_record, rejection, dead_letter_record_);
+    } else {
+        router_.dead_letter_for_row(*relation, *tuple, commit_, rejection, record_);
+        std::swap(record_, dead_letter_record_);
+    }
+    if (cookie == 0) {
+        publish(dead_letter_record_, true);
+        return;
+    }
+    // Same cookie: the ledger's pending count for this event is settled by the copy's report.
+    InflightSlots::Slot& slot = slots_.at(cookie);
+    slot.dead_letter = true;
+    const kafka::ProduceResult r = publisher_->produce(dead_letter_record_, cookie);
+    if (r.status != kafka::ProduceStatus::Queued) {
+        throw SessionFailure("cannot produce to the dead-letter topic: " + r.message);
+    }
+}
+
+void Relay::on_delivery(const kafka::Delivery& d) {
+    InflightSlots::Slot& slot = slots_.at(d.cookie);
+    switch (d.outcome) {
+        case kafka::DeliveryOutcome::Delivered:
+            if (!slot.dead_letter) ++stats_.events_published;
+            inflight_bytes_ -= std::min(inflight_bytes_, slot.bytes);
+            ledger_->acknowledge(slot.ticket);
+            slots_.release(d.cookie);
+            return;
+        case kafka::DeliveryOutcome::Permanent: {
+            Record refused;
+            record_from_message(d.message, refused);
+            const relay::TxnTicket saved_ticket = ticket_;
+            ticket_ = slot.ticket;
+            reject(Rejection{d.error == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? "too_large" : "rejected_by_kafka",
+                             "Kafka refused the record for topic \"" + refused.topic + "\": " + std::string(d.error_text)},
+                   &refused, nullptr, nullptr, d.cookie);
+            ticket_ = saved_ticket;
+            return;
+        }
+        case kafka::DeliveryOutcome::Failed:
+            // Possibly persisted, possibly not: never confirm past it; replay from the slot.
+            if (!session_failure_) {
+                session_failure_ = "Kafka delivery failed (" + std::string(d.error_text) + ")";
+            }
+            return;
+    }
+}
+
+void Relay::log_progress(bool force) {
+    const auto now = Clock::now();
+    if (!force && now - last_progress_ < kProgressInterval) return;
+    if (!force && stats_.events_published == last_progress_events_) {
+        last_progress_ = now;
+        return;
+    }
+    const double secs = std::chrono::duration<double>(now - last_progress_).count();
+    const double rate = last_progress_ == Clock::time_point{} || secs <= 0
+                            ? 0.0
+                            : static_cast<double>(stats_.events_published - last_progress_events_) / secs;
+    spdlog::info("published {} events ({:.0f}/s), {} dead-lettered, {} transactions; confirmed {}, lag {} bytes",
+                 stats_.events_published, rate, stats_.events_dead_lettered, stats_.transactions,
+                 stats_.confirmed.to_string(), bytes_between(stats_.confirmed, stats_.server_wal_end));
+    last_progress_ = now;
+    last_progress_events_ = stats_.events_published;
+}
+
+}  // namespace outbox::app
