@@ -1,0 +1,44 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "support/process.h"
+
+namespace outbox::test {
+
+// The relay daemon as a real process, on a config file written into `run_dir`.
+class RelayProcess {
+public:
+    // Writes `config_yaml` to <run_dir>/relay-<n>.yaml and starts build/outbox-relay on it;
+    // stdout and stderr go to <run_dir>/relay.log (appended across restarts).
+    RelayProcess(std::string run_dir, std::string config_yaml, std::map<std::string, std::string> env = {});
+    ~RelayProcess();
+
+    void start();
+    // SIGTERM and wait; returns the exit code (128+signal if killed).
+    int terminate(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+    void kill9();
+    [[nodiscard]] bool running() { return process_.running(); }
+    [[nodiscard]] pid_t pid() const { return process_.pid(); }
+    std::optional<int> wait_exit(std::chrono::milliseconds timeout);
+
+    [[nodiscard]] std::string log() const;
+    [[nodiscard]] const std::string& config_path() const { return config_path_; }
+    // Waits until the log contains `text`; false on timeout or when the relay exited first.
+    bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout);
+
+private:
+    std::string run_dir_;
+    std::string config_path_;
+    std::string log_path_;
+    std::map<std::string, std::string> env_;
+    ChildProcess process_;
+};
+
+// Path of the built relay executable.
+std::string relay_binary();
+
+}  // namespace outbox::test
