@@ -159,6 +159,7 @@ Relay::SessionEnd Relay::run_session() {
     relations_.clear();
     slots_ = InflightSlots{};
     inflight_bytes_ = 0;
+    poisoned_events_ = 0;
     session_failure_.reset();
 
     stream_.emplace(replication_options(config_));
@@ -201,13 +202,15 @@ Relay::SessionEnd Relay::run_session() {
         const auto next_status = stream_->service(now);
         log_progress(false);
 
-        if ((stopping_ || stop_error_) && !ledger_->in_transaction()) {
+        // A stop by policy does not finish the open transaction: it can never be confirmed.
+        if (stop_error_ || (stopping_ && !ledger_->in_transaction())) {
             if (!drain_deadline) drain_deadline = now + kShutdownDrainTimeout;
-            if (ledger_->pending_events() == 0 || now >= *drain_deadline) {
-                if (ledger_->pending_events() != 0) {
+            const std::uint64_t unacknowledged = ledger_->pending_events() - poisoned_events_;
+            if (unacknowledged == 0 || now >= *drain_deadline) {
+                if (unacknowledged != 0) {
                     spdlog::warn("{} events still unacknowledged after {} s; they are not confirmed and will be "
                                  "sent again on the next start",
-                                 ledger_->pending_events(), kShutdownDrainTimeout.count());
+                                 unacknowledged, kShutdownDrainTimeout.count());
                 }
                 stream_->confirm(ledger_->confirmable());
                 stats_.confirmed = ledger_->confirmable();
@@ -312,11 +315,12 @@ void Relay::reject(const Rejection& rejection, const Record* original_record, co
         spdlog::error("outbox event in transaction {} (commit {}) rejected ({}): {}", commit_.xid.value(), where,
                       rejection.code, rejection.detail);
         if (!stop_error_) stop_error_ = std::string(rejection.code) + ": " + rejection.detail;
+        // The event stays pending for good: its transaction never becomes confirmable.
         if (cookie == 0) {
-            // Keep the transaction from ever becoming confirmable.
             slots_.acquire({ticket_, 0, commit_.commit_time_unix_us, false});
             ledger_->add_event();
         }
+        ++poisoned_events_;
         return;
     }
     if (cookie != 0 && slots_.at(cookie).dead_letter) {
@@ -329,8 +333,7 @@ void Relay::reject(const Rejection& rejection, const Record* original_record, co
     if (original_record != nullptr) {
         router_.dead_letter_for_record(*original_record, rejection, dead_letter_record_);
     } else {
-        router_.dead_letter_for_row(*relation, *tuple, commit_, rejection, record_);
-        std::swap(record_, dead_letter_record_);
+        router_.dead_letter_for_row(*relation, *tuple, commit_, rejection, record_, dead_letter_record_);
     }
     if (cookie == 0) {
         publish(dead_letter_record_, true);

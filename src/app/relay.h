@@ -90,6 +90,7 @@ private:
     Record dead_letter_record_;
     std::optional<std::string> session_failure_;  // set by a delivery report: restart
     std::optional<std::string> stop_error_;       // on_invalid: stop was triggered
+    std::uint64_t poisoned_events_ = 0;            // held pending forever by on_invalid: stop
     bool stopping_ = false;
     std::chrono::steady_clock::time_point last_progress_{};
     std::uint64_t last_progress_events_ = 0;

@@ -180,10 +180,8 @@ RouteOutcome OutboxRouter::route(const pgoutput::RelationInfo& relation, const p
 }
 
 void OutboxRouter::dead_letter_for_row(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
-                                       const CommitInfo& commit, const Rejection& rejection, Record& out) const {
-    // What the failed route() may have computed: the topic, when it is complete and valid.
-    const std::string original_topic = out.topic;
-    const bool topic_known = out.topic_complete;
+                                       const CommitInfo& commit, const Rejection& rejection, const Record& attempted,
+                                       Record& out) const {
     reset(out);
     out.topic = config_.dead_letter_topic;
     const auto& roles = config_.columns;
@@ -203,9 +201,9 @@ void OutboxRouter::dead_letter_for_row(const pgoutput::RelationInfo& relation, c
     out.headers.push_back({"outbox-error-code", rejection.code});
     out.original_topic = relation.namespace_name + "." + relation.name;
     out.headers.push_back({"outbox-table", std::string_view(out.original_topic)});
-    if (topic_known) {
+    if (attempted.topic_complete) {
         // Reuse value_storage for the original topic: a rejected row's payload is not decoded.
-        out.value_storage = original_topic;
+        out.value_storage = attempted.topic;
         out.headers.push_back({"outbox-original-topic", std::string_view(out.value_storage)});
     }
     for (const auto& name : config_.headers) {

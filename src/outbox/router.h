@@ -75,10 +75,11 @@ public:
 
     // A dead-letter record for a row the router rejected: key and payload as far as they can
     // be read, the original headers that can be, plus outbox-error, outbox-error-code,
-    // outbox-table and outbox-original-topic (when the topic could be computed). Pass as `out`
-    // the record route() was rejected on: the topic it got to is taken from there.
+    // outbox-table and outbox-original-topic (when route() got as far as a valid topic into
+    // `attempted`, the record it was rejected on).
     void dead_letter_for_row(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
-                             const CommitInfo& commit, const Rejection& rejection, Record& out) const;
+                             const CommitInfo& commit, const Rejection& rejection, const Record& attempted,
+                             Record& out) const;
 
     // A dead-letter record for an event Kafka refused for good (e.g. too large): same key and
     // headers, the payload left out (it is what Kafka refused) and its size in a header.

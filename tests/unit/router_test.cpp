@@ -178,11 +178,13 @@ TEST_CASE("router: dead-letter records carry the reason, the table and what coul
     Rejection rejection;
     pgoutput::Tuple row{{text("e-1"), null(), text("o-1"), text("OrderCreated"), text("{\"a\": 1}")}};
     REQUIRE(router.route(outbox_relation(), row, kCommit, record, rejection) == RouteOutcome::Rejected);
-    router.dead_letter_for_row(outbox_relation(), row, kCommit, rejection, record);
-    CHECK(record.topic == "outbox.dead_letter");
-    CHECK(record.key == "o-1");
-    CHECK(record.value == "{\"a\": 1}");
-    auto h = headers_of(record);
+    Record dead;
+    router.dead_letter_for_row(outbox_relation(), row, kCommit, rejection, record, dead);
+    record = Record{};  // the dead-letter record must not point into the attempted one
+    CHECK(dead.topic == "outbox.dead_letter");
+    CHECK(dead.key == "o-1");
+    CHECK(dead.value == "{\"a\": 1}");
+    auto h = headers_of(dead);
     CHECK(h.at("id") == "e-1");
     CHECK(h.at("outbox-error") == "aggregate_type column \"aggregatetype\" is NULL");
     CHECK(h.at("outbox-error-code") == "null_value");
@@ -224,4 +226,19 @@ TEST_CASE("router: helpers") {
     CHECK(out == "1969-12-31T23:59:59.999999Z");
     format_utc_micros(951782400000000, out);  // leap day 2000
     CHECK(out == "2000-02-29T00:00:00.000000Z");
+}
+
+TEST_CASE("router: a dead-letter record names the original topic when routing got that far") {
+    const OutboxRouter router(default_config());
+    Record attempted;
+    Rejection rejection;
+    pgoutput::Tuple row{{text("e-3"), text("order"), null(), text("OrderCreated"), text("{}")}};
+    REQUIRE(router.route(outbox_relation(), row, kCommit, attempted, rejection) == RouteOutcome::Rejected);
+    CHECK(rejection.code == "null_value");
+    Record dead;
+    router.dead_letter_for_row(outbox_relation(), row, kCommit, rejection, attempted, dead);
+    attempted = Record{};
+    const auto h = headers_of(dead);
+    CHECK(h.at("outbox-original-topic") == "outbox.event.order");
+    CHECK_FALSE(dead.key.has_value());
 }

@@ -1,0 +1,169 @@
+// Bad rows and bad configuration: never skipped silently, never confirmed past.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "common/lsn.h"
+#include "support/kcat.h"
+#include "support/mock_kafka.h"
+#include "support/pg_cluster.h"
+#include "support/process.h"
+#include "support/relay_process.h"
+#include "support/wait.h"
+
+using namespace std::chrono_literals;
+using namespace outbox;
+using namespace outbox::test;
+
+namespace {
+
+constexpr const char* kOutboxDdl =
+    "CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload jsonb)";
+
+std::string relay_config(const PgCluster& pg, const MockKafka& kafka, const std::string& on_invalid) {
+    return "postgres:\n  dsn: \"" + pg.tcp_dsn() + "\"\n  status_interval: 500ms\n"
+           "outbox:\n  table: public.outbox\n  headers: [type]\n  on_invalid: " + on_invalid + "\n"
+           "kafka:\n  bootstrap_servers: \"" + kafka.bootstrap() + "\"\n"
+           "metrics:\n  listen: \"\"\n";
+}
+
+std::string header(const KafkaRecord& r, const std::string& name) {
+    for (const auto& h : r.headers) {
+        if (h.name == name) return h.value.value_or("<null>");
+    }
+    return "<absent>";
+}
+
+void insert(const PgCluster& pg, const std::string& id, const std::string& type_sql, const std::string& payload_sql) {
+    pg.exec("INSERT INTO outbox VALUES ('" + id + "', " + type_sql + ", 'agg-1', 'Created', " + payload_sql + ")");
+}
+
+Lsn slot_lsn(const PgCluster& pg) {
+    return *Lsn::parse(*pg.query_value("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'outbox_relay'"));
+}
+
+Lsn insert_lsn(const PgCluster& pg) { return *Lsn::parse(*pg.query_value("SELECT pg_current_wal_insert_lsn()::text")); }
+
+const std::string kGood1 = "00000000-0000-0000-0000-000000000001";
+const std::string kNullType = "00000000-0000-0000-0000-000000000002";
+const std::string kHuge = "00000000-0000-0000-0000-000000000003";
+const std::string kGood2 = "00000000-0000-0000-0000-000000000004";
+const std::string kHugePayload = "jsonb_build_object('blob', repeat('x', 1500000))";
+
+}  // namespace
+
+TEST_CASE("relay: a NULL aggregate type and a payload over the message size limit go to the dead-letter topic") {
+    PgCluster pg;
+    MockKafka kafka(pg.run_dir() + "/kafka", 1);
+    pg.exec(kOutboxDdl);
+    RelayProcess relay(pg.run_dir(), relay_config(pg, kafka, "dead_letter"));
+    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    insert(pg, kGood1, "'order'", "'{\"n\": 1}'");
+    insert(pg, kNullType, "NULL", "'{\"n\": 2}'");
+    insert(pg, kHuge, "'order'", kHugePayload);
+    insert(pg, kGood2, "'order'", "'{\"n\": 4}'");
+    const Lsn end = insert_lsn(pg);
+
+    std::vector<KafkaRecord> dead;
+    REQUIRE(wait_until([&] {
+        dead = kcat_consume_all(kafka.bootstrap(), "outbox.dead_letter", 10s);
+        return dead.size() >= 2;
+    }, 30s, 200ms));
+    CHECK(dead.size() == 2);
+    std::map<std::string, KafkaRecord> by_id;
+    for (const auto& r : dead) by_id[header(r, "id")] = r;
+    REQUIRE(by_id.count(kNullType) == 1);
+    REQUIRE(by_id.count(kHuge) == 1);
+    const auto& null_type = by_id[kNullType];
+    CHECK(header(null_type, "outbox-error-code") == "null_value");
+    CHECK(header(null_type, "outbox-error") == "aggregate_type column \"aggregatetype\" is NULL");
+    CHECK(header(null_type, "outbox-table") == "public.outbox");
+    CHECK(null_type.key == "agg-1");
+    CHECK(null_type.value == "{\"n\": 2}");
+    const auto& huge = by_id[kHuge];
+    CHECK(header(huge, "outbox-error-code") == "too_large");
+    CHECK(header(huge, "outbox-error").find("Message size too large") != std::string::npos);
+    CHECK(header(huge, "outbox-original-topic") == "outbox.event.order");
+    CHECK(std::stoul(header(huge, "outbox-payload-bytes")) > 1500000);
+    CHECK_FALSE(huge.value.has_value());
+
+    const auto good = kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 10s);
+    REQUIRE(good.size() == 2);
+    CHECK(header(good[0], "id") != header(good[1], "id"));
+    // Handled events are confirmed like delivered ones: the slot moves past all four.
+    CHECK(wait_until([&] { return slot_lsn(pg) >= end; }, 20s));
+    CHECK(relay.log().find("sent to dead-letter topic \"outbox.dead_letter\" (null_value)") != std::string::npos);
+    CHECK(relay.terminate() == 0);
+}
+
+TEST_CASE("relay: with on_invalid: stop the relay stops at a bad row and confirms nothing past it") {
+    PgCluster pg;
+    MockKafka kafka(pg.run_dir() + "/kafka", 1);
+    pg.exec(kOutboxDdl);
+    RelayProcess relay(pg.run_dir(), relay_config(pg, kafka, "stop"));
+    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    insert(pg, kGood1, "'order'", "'{\"n\": 1}'");
+    const Lsn after_good = insert_lsn(pg);
+    insert(pg, kNullType, "NULL", "'{\"n\": 2}'");
+    insert(pg, kGood2, "'order'", "'{\"n\": 4}'");
+
+    const auto code = relay.wait_exit(60s);
+    REQUIRE(code.has_value());
+    CHECK(*code == 78);
+    INFO(relay.log());
+    CHECK(relay.log().find("stopped by on_invalid: stop: null_value") != std::string::npos);
+    const Lsn confirmed = slot_lsn(pg);
+    CHECK(confirmed <= after_good);
+    const auto good = kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 10s);
+    REQUIRE(good.size() == 1);
+    CHECK(header(good[0], "id") == kGood1);
+    CHECK(kcat_consume_all(kafka.bootstrap(), "outbox.dead_letter", 5s).empty());
+
+    // Started again, it stops at the same row: nothing was skipped.
+    relay.start();
+    const auto again = relay.wait_exit(60s);
+    REQUIRE(again.has_value());
+    CHECK(*again == 78);
+    CHECK(slot_lsn(pg) == confirmed);
+}
+
+TEST_CASE("relay: bad configuration files exit non-zero naming the key and the line") {
+    char tmpl[] = "/tmp/outbox-config-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    const std::string dir = tmpl;
+    struct Case {
+        std::string name;
+        std::string yaml;
+        std::string expected;
+    };
+    const std::vector<Case> cases = {
+        {"unknown-key", "postgres:\n  dsn: \"host=x\"\n  sttaus_interval: 1s\noutbox:\n  table: outbox\nkafka:\n  bootstrap_servers: x:9092\n",
+         "unknown-key.yaml:3: postgres.sttaus_interval: unknown key"},
+        {"wrong-type", "postgres:\n  dsn: \"host=x\"\noutbox:\n  table: outbox\nkafka:\n  bootstrap_servers: x:9092\nlimits:\n  max_inflight_events: lots\n",
+         "wrong-type.yaml:8: limits.max_inflight_events"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.name);
+        const std::string path = dir + "/" + c.name + ".yaml";
+        std::ofstream(path) << c.yaml;
+        SpawnOptions opts{.argv = {relay_binary(), "--config", path}};
+        opts.stderr_path = "=stdout";
+        std::string out;
+        const int rc = run_command(opts, &out, 30s);
+        CHECK(rc == 78);
+        CHECK(out.find(c.expected) != std::string::npos);
+        // --check-config reports the same.
+        opts.argv.push_back("--check-config");
+        CHECK(run_command(opts, &out, 30s) == 78);
+        CHECK(out.find(c.expected) != std::string::npos);
+    }
+    SpawnOptions missing{.argv = {relay_binary(), "--config", dir + "/nope.yaml"}};
+    missing.stderr_path = "=stdout";
+    std::string out;
+    CHECK(run_command(missing, &out, 30s) == 78);
+    CHECK(out.find("cannot read config file \"" + dir + "/nope.yaml\": No such file or directory") != std::string::npos);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+}
