@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, nullptr);
     const int signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (signal_fd < 0) {
@@ -90,7 +91,7 @@ int main(int argc, char** argv) {
     spdlog::info("outbox-relay {} starting: config {}, PostgreSQL {}", outbox::kVersion, config_path,
                  outbox::config::mask_dsn(config.postgres.dsn));
     try {
-        outbox::app::Relay relay(std::move(config), signal_fd);
+        outbox::app::Relay relay(std::move(config), config_path, signal_fd);
         return relay.run();
     } catch (const outbox::Error& e) {
         spdlog::critical("{} error: {}", outbox::to_string(e.kind()), e.what());

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <random>
 
+#include "app/logging.h"
+#include "common/version.h"
 #include "pgoutput/decoder.h"
 
 namespace outbox::app {
@@ -24,11 +26,26 @@ constexpr auto kShutdownDrainTimeout = 30s;
 constexpr auto kProgressInterval = 10s;
 constexpr auto kBackoffInitial = 500ms;
 constexpr auto kBackoffMax = 30s;
+// A standby retries the slot quickly so it takes over within seconds of the holder's death.
+constexpr auto kStandbyRetry = 1s;
+constexpr auto kSlotPollInterval = 5s;
+constexpr const char* kSlotActiveSqlstate = "55006";
+
+std::int64_t unix_now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 
 // Thrown to end a session that must not confirm anything more; the next one replays.
 class SessionFailure : public Error {
 public:
     explicit SessionFailure(const std::string& what) : Error(ErrorKind::Transient, what) {}
+};
+
+// A SessionFailure caused by Kafka (delivery failed, producer fatal) rather than PostgreSQL.
+class KafkaFailure : public SessionFailure {
+public:
+    using SessionFailure::SessionFailure;
 };
 
 pg::ReplicationOptions replication_options(const config::Config& c) {
@@ -92,8 +109,91 @@ InflightSlots::Slot& InflightSlots::at(std::uint64_t cookie) {
 
 void InflightSlots::release(std::uint64_t cookie) { free_.push_back(static_cast<std::uint32_t>(cookie - 1)); }
 
-Relay::Relay(config::Config config, int signal_fd)
-    : config_(std::move(config)), signal_fd_(signal_fd), router_(config_.outbox) {}
+Relay::Relay(config::Config config, std::string config_path, int signal_fd)
+    : config_(std::move(config)),
+      config_path_(std::move(config_path)),
+      signal_fd_(signal_fd),
+      metrics_(kVersion),
+      router_(config_.outbox) {
+    if (config_.metrics.enabled) {
+        http_ = std::make_unique<metrics::HttpServer>(config_.metrics.host, config_.metrics.port, metrics_, health_);
+        spdlog::info("metrics on http://{}:{}/metrics (also /healthz, /readyz)", config_.metrics.host, http_->port());
+    }
+    health_.last_turn_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+}
+
+void Relay::reload() {
+    notifier_.reloading();
+    try {
+        config::Config fresh = config::load_config_file(config_path_);
+        const config::LogConfig old_log = config_.log;
+        setup_logging(fresh.log);
+        config_.log = fresh.log;
+        fresh.log = old_log;
+        fresh.origin = config_.origin;
+        const bool others_changed = config::describe(fresh) != config::describe(config_);
+        spdlog::info("SIGHUP: reloaded {}: log level {}, format {}{}", config_path_, config::to_string(config_.log.level),
+                     config::to_string(config_.log.format),
+                     others_changed ? "; other changed settings take effect after a restart" : "");
+    } catch (const Error& e) {
+        spdlog::error("SIGHUP: keeping the running configuration: {}", e.what());
+    }
+    notifier_.ready();
+}
+
+prometheus::Counter& Relay::published_counter(const rd_kafka_message_t* message) {
+    if (auto it = published_counters_.find(message->rkt); it != published_counters_.end()) return *it->second;
+    prometheus::Counter& counter = metrics_.published(rd_kafka_topic_name(message->rkt));
+    published_counters_.emplace(message->rkt, &counter);
+    return counter;
+}
+
+void Relay::update_gauges(Clock::time_point now) {
+    health_.last_turn_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    notifier_.watchdog(now);
+    const bool kafka_reachable = publisher_ && !publisher_->all_brokers_down();
+    health_.kafka_reachable = kafka_reachable;
+    metrics_.kafka_up.Set(kafka_reachable ? 1 : 0);
+    if (!stream_ || !ledger_) return;
+    metrics_.inflight_events.Set(static_cast<double>(ledger_->pending_events() - poisoned_events_));
+    metrics_.inflight_bytes.Set(static_cast<double>(inflight_bytes_));
+    metrics_.received_lsn.Set(static_cast<double>(stats_.received.value()));
+    metrics_.confirmed_lsn.Set(static_cast<double>(stats_.confirmed.value()));
+    metrics_.server_wal_end_lsn.Set(static_cast<double>(stats_.server_wal_end.value()));
+    metrics_.lag_bytes.Set(static_cast<double>(bytes_between(stats_.confirmed, stats_.server_wal_end)));
+    const std::uint64_t wal_bytes = stream_->bytes_received();
+    metrics_.wal_received_bytes.Increment(static_cast<double>(wal_bytes - wal_bytes_counted_));
+    wal_bytes_counted_ = wal_bytes;
+}
+
+void Relay::poll_slot_status(Clock::time_point now) {
+    if (now < next_slot_poll_) return;
+    next_slot_poll_ = now + kSlotPollInterval;
+    try {
+        if (!monitor_) {
+            monitor_.emplace(pg::Connection::connect(config_.postgres.dsn, pg::ReplicationMode::None,
+                                                     config::read_password(config_.postgres), "outbox-relay-monitor"));
+        }
+        const auto rows = monitor_->query(
+            "SELECT coalesce(wal_status, ''), safe_wal_size FROM pg_replication_slots WHERE slot_name = $1",
+            {config_.postgres.slot});
+        if (rows.empty()) {
+            spdlog::error("replication slot \"{}\" no longer exists", config_.postgres.slot);
+            return;
+        }
+        const std::string status = rows[0][0].value_or("");
+        metrics_.set_slot_wal_status(status);
+        if (rows[0][1]) metrics_.slot_safe_wal_size_bytes.Set(std::stod(*rows[0][1]));
+        if (status == "unreserved" || status == "lost") {
+            spdlog::warn("replication slot \"{}\" has wal_status = {}: WAL it needs is about to be or was removed "
+                         "(see docs/operations.md)", config_.postgres.slot, status);
+        }
+    } catch (const std::exception& e) {
+        // Monitoring only: the stream itself is unaffected. Reconnect on the next poll.
+        spdlog::warn("cannot read pg_replication_slots: {}", e.what());
+        monitor_.reset();
+    }
+}
 
 bool Relay::backpressured() const noexcept {
     return ledger_->pending_events() >= config_.limits.max_inflight_events ||
@@ -103,6 +203,10 @@ bool Relay::backpressured() const noexcept {
 void Relay::check_signals() {
     signalfd_siginfo info{};
     while (::read(signal_fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        if (info.ssi_signo == SIGHUP) {
+            reload();
+            continue;
+        }
         if (stopping_) {
             spdlog::warn("second signal ({}): exiting at once without waiting for Kafka", strsignal(static_cast<int>(info.ssi_signo)));
             std::_Exit(130);
@@ -110,6 +214,7 @@ void Relay::check_signals() {
         spdlog::info("{}: finishing the current transaction, waiting for Kafka, confirming, then exiting",
                      strsignal(static_cast<int>(info.ssi_signo)));
         stopping_ = true;
+        notifier_.stopping();
     }
 }
 
@@ -137,6 +242,21 @@ int Relay::run() {
         } catch (const Error& e) {
             stream_.reset();
             publisher_.reset();
+            monitor_.reset();
+            health_.streaming = false;
+            metrics_.postgres_connected.Set(0);
+            const auto* server_error = dynamic_cast<const pg::ServerError*>(&e);
+            if (server_error != nullptr && server_error->sqlstate() == kSlotActiveSqlstate && !stopping_) {
+                // Another instance holds the slot: wait as a standby and take over when it is released.
+                if (metrics_.standby.Value() == 0) {
+                    spdlog::info("standby: {}; retrying every {} s", e.what(), std::chrono::seconds(kStandbyRetry).count());
+                    notifier_.status("standby: replication slot is active in another instance");
+                }
+                metrics_.standby.Set(1);
+                if (!wait_backoff(kStandbyRetry)) return 0;
+                continue;
+            }
+            metrics_.reconnects(dynamic_cast<const KafkaFailure*>(&e) != nullptr ? "kafka" : "postgres").Increment();
             if (e.kind() != ErrorKind::Transient) {
                 spdlog::critical("{} error: {}", to_string(e.kind()), e.what());
                 return exit_code(e.kind());
@@ -149,6 +269,7 @@ int Relay::run() {
             std::uniform_int_distribution<long> dist(kBackoffInitial.count(), std::max<long>(kBackoffInitial.count(), backoff.count() * 3));
             backoff = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(dist(rng)), kBackoffMax);
             spdlog::error("{}; restarting from the slot's confirmed position in {} ms", e.what(), backoff.count());
+            notifier_.status("reconnecting: " + std::string(e.what()));
             if (!wait_backoff(backoff)) return 0;
         }
     }
@@ -167,6 +288,14 @@ Relay::SessionEnd Relay::run_session() {
     ledger_.emplace(stream_->slot().confirmed_flush);
     publisher_.emplace(publisher_options(config_));
     stats_.confirmed = stream_->slot().confirmed_flush;
+    published_counters_.clear();
+    wal_bytes_counted_ = 0;
+    next_slot_poll_ = {};
+    if (metrics_.standby.Value() != 0) spdlog::info("standby: the slot was released; this instance takes over");
+    metrics_.standby.Set(0);
+    metrics_.postgres_connected.Set(1);
+    health_.streaming = true;
+    notifier_.ready();
     spdlog::info("streaming from slot \"{}\" at {}{} (publication \"{}\", Kafka {})", config_.postgres.slot,
                  stream_->slot().confirmed_flush.to_string(), stream_->slot().created ? " (slot created)" : "",
                  config_.postgres.publication, config_.kafka.bootstrap_servers);
@@ -176,8 +305,8 @@ Relay::SessionEnd Relay::run_session() {
     bool read_something = false;
     while (true) {
         publisher_->serve(deliver);
-        if (publisher_->fatal_error()) throw SessionFailure("Kafka producer fatal error: " + *publisher_->fatal_error());
-        if (session_failure_) throw SessionFailure(*session_failure_);
+        if (publisher_->fatal_error()) throw KafkaFailure("Kafka producer fatal error: " + *publisher_->fatal_error());
+        if (session_failure_) throw KafkaFailure(*session_failure_);
         if (auto err = publisher_->take_last_error()) spdlog::warn("kafka: {}", *err);
 
         // Read while there is room; when stopping, only to the end of the open transaction,
@@ -200,6 +329,8 @@ Relay::SessionEnd Relay::run_session() {
         stats_.server_wal_end = stream_->server_wal_end();
         const auto now = Clock::now();
         const auto next_status = stream_->service(now);
+        update_gauges(now);
+        poll_slot_status(now);
         log_progress(false);
 
         // A stop by policy does not finish the open transaction: it can never be confirmed.
@@ -215,6 +346,7 @@ Relay::SessionEnd Relay::run_session() {
                 stream_->confirm(ledger_->confirmable());
                 stats_.confirmed = ledger_->confirmable();
                 stream_->finish();
+                update_gauges(Clock::now());
                 log_progress(true);
                 stream_.reset();
                 publisher_.reset();
@@ -235,6 +367,9 @@ Relay::SessionEnd Relay::run_session() {
             {signal_fd_, POLLIN, 0},
         };
         auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(next_status - now);
+        if (const auto wd = notifier_.next_watchdog()) {
+            timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(*wd - now));
+        }
         timeout = std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(1000));
         if (!want_read) timeout = std::min(timeout, std::chrono::milliseconds(100));  // librdkafka timers
         if (::poll(fds, 3, static_cast<int>(timeout.count())) < 0 && errno != EINTR) {
@@ -253,6 +388,7 @@ void Relay::handle_message(const pgoutput::Message& message) {
     } else if (const auto* commit = std::get_if<pgoutput::Commit>(&message)) {
         ledger_->commit(commit->end_lsn);
         ++stats_.transactions;
+        metrics_.transactions.Increment();
     } else if (const auto* relation = std::get_if<pgoutput::Relation>(&message)) {
         relations_.update(*relation);
     } else if (std::holds_alternative<pgoutput::StreamStart>(message) ||
@@ -292,7 +428,7 @@ void Relay::publish(const Record& record, bool dead_letter) {
                 pollfd pfd{publisher_->wakeup_fd(), POLLIN, 0};
                 ::poll(&pfd, 1, 100);
                 publisher_->serve([this](const kafka::Delivery& d) { on_delivery(d); });
-                if (session_failure_) throw SessionFailure(*session_failure_);
+                if (session_failure_) throw KafkaFailure(*session_failure_);
                 continue;
             }
             case kafka::ProduceStatus::Permanent:
@@ -301,7 +437,7 @@ void Relay::publish(const Record& record, bool dead_letter) {
                        &record, nullptr, nullptr, cookie);
                 return;
             case kafka::ProduceStatus::Failed:
-                throw SessionFailure("cannot produce to Kafka: " + r.message);
+                throw KafkaFailure("cannot produce to Kafka: " + r.message);
         }
     }
 }
@@ -330,6 +466,7 @@ void Relay::reject(const Rejection& rejection, const Record* original_record, co
     spdlog::warn("outbox event in transaction {} (commit {}) sent to dead-letter topic \"{}\" ({}): {}",
                  commit_.xid.value(), where, config_.outbox.dead_letter_topic, rejection.code, rejection.detail);
     ++stats_.events_dead_lettered;
+    metrics_.dead_lettered(rejection.code).Increment();
     if (original_record != nullptr) {
         router_.dead_letter_for_record(*original_record, rejection, dead_letter_record_);
     } else {
@@ -344,7 +481,7 @@ void Relay::reject(const Rejection& rejection, const Record* original_record, co
     slot.dead_letter = true;
     const kafka::ProduceResult r = publisher_->produce(dead_letter_record_, cookie);
     if (r.status != kafka::ProduceStatus::Queued) {
-        throw SessionFailure("cannot produce to the dead-letter topic: " + r.message);
+        throw KafkaFailure("cannot produce to the dead-letter topic: " + r.message);
     }
 }
 
@@ -352,7 +489,12 @@ void Relay::on_delivery(const kafka::Delivery& d) {
     InflightSlots::Slot& slot = slots_.at(d.cookie);
     switch (d.outcome) {
         case kafka::DeliveryOutcome::Delivered:
-            if (!slot.dead_letter) ++stats_.events_published;
+            if (!slot.dead_letter) {
+                ++stats_.events_published;
+                published_counter(d.message).Increment();
+                metrics_.commit_to_ack_seconds.Observe(
+                    static_cast<double>(std::max<std::int64_t>(0, unix_now_us() - slot.commit_time_us)) / 1e6);
+            }
             inflight_bytes_ -= std::min(inflight_bytes_, slot.bytes);
             ledger_->acknowledge(slot.ticket);
             slots_.release(d.cookie);
@@ -391,6 +533,8 @@ void Relay::log_progress(bool force) {
     spdlog::info("published {} events ({:.0f}/s), {} dead-lettered, {} transactions; confirmed {}, lag {} bytes",
                  stats_.events_published, rate, stats_.events_dead_lettered, stats_.transactions,
                  stats_.confirmed.to_string(), bytes_between(stats_.confirmed, stats_.server_wal_end));
+    notifier_.status(fmt::format("streaming; {} events published ({:.0f}/s); lag {} bytes", stats_.events_published,
+                                 rate, bytes_between(stats_.confirmed, stats_.server_wal_end)));
     last_progress_ = now;
     last_progress_events_ = stats_.events_published;
 }

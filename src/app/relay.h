@@ -3,11 +3,16 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "app/service_notifier.h"
 #include "config/config.h"
 #include "kafka/publisher.h"
+#include "metrics/http_server.h"
+#include "metrics/relay_metrics.h"
 #include "outbox/router.h"
 #include "pg/replication_stream.h"
 #include "pgoutput/messages.h"
@@ -52,8 +57,9 @@ private:
 // it, and the next session resumes from the slot (duplicates, never loss).
 class Relay {
 public:
-    // `signal_fd`: a signalfd for SIGTERM/SIGINT (blocked by the caller).
-    Relay(config::Config config, int signal_fd);
+    // `signal_fd`: a signalfd for SIGTERM, SIGINT and SIGHUP (blocked by the caller).
+    // `config_path` is read again on SIGHUP.
+    Relay(config::Config config, std::string config_path, int signal_fd);
     // Runs until shutdown; returns the process exit code.
     int run();
     [[nodiscard]] const RelayStats& stats() const noexcept { return stats_; }
@@ -68,12 +74,21 @@ private:
                 const pgoutput::RelationInfo* relation, const pgoutput::Tuple* tuple, std::uint64_t cookie);
     void on_delivery(const kafka::Delivery& delivery);
     void check_signals();
+    void reload();
+    void update_gauges(std::chrono::steady_clock::time_point now);
+    void poll_slot_status(std::chrono::steady_clock::time_point now);
+    prometheus::Counter& published_counter(const rd_kafka_message_t* message);
     bool wait_backoff(std::chrono::milliseconds delay);  // false when a signal asked to stop
     void log_progress(bool force);
     [[nodiscard]] bool backpressured() const noexcept;
 
     config::Config config_;
+    std::string config_path_;
     int signal_fd_;
+    metrics::RelayMetrics metrics_;
+    metrics::HealthState health_;
+    std::unique_ptr<metrics::HttpServer> http_;
+    ServiceNotifier notifier_;
     OutboxRouter router_;
     RelayStats stats_;
 
@@ -92,6 +107,10 @@ private:
     std::optional<std::string> stop_error_;       // on_invalid: stop was triggered
     std::uint64_t poisoned_events_ = 0;            // held pending forever by on_invalid: stop
     bool stopping_ = false;
+    std::optional<pg::Connection> monitor_;  // normal connection: pg_replication_slots
+    std::chrono::steady_clock::time_point next_slot_poll_{};
+    std::unordered_map<const rd_kafka_topic_t*, prometheus::Counter*> published_counters_;
+    std::uint64_t wal_bytes_counted_ = 0;
     std::chrono::steady_clock::time_point last_progress_{};
     std::uint64_t last_progress_events_ = 0;
 };

@@ -1,0 +1,68 @@
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace outbox::metrics {
+
+// Every metric the relay exposes (reference: docs/metrics.md). Handles to labelled children
+// are cached, so the hot path does a hash lookup at most, never a family lookup; payloads and
+// keys never become labels.
+class RelayMetrics {
+    // First member: everything below registers in it during construction.
+    std::shared_ptr<prometheus::Registry> registry_;
+
+public:
+    explicit RelayMetrics(const std::string& version);
+
+    [[nodiscard]] prometheus::Registry& registry() noexcept { return *registry_; }
+
+    prometheus::Counter& published(std::string_view topic);
+    prometheus::Counter& dead_lettered(std::string_view reason);
+    prometheus::Counter& reconnects(std::string_view target);  // "postgres" | "kafka"
+
+    prometheus::Counter& transactions;
+    prometheus::Counter& wal_received_bytes;
+    prometheus::Gauge& inflight_events;
+    prometheus::Gauge& inflight_bytes;
+    prometheus::Gauge& received_lsn;
+    prometheus::Gauge& confirmed_lsn;
+    prometheus::Gauge& server_wal_end_lsn;
+    prometheus::Gauge& lag_bytes;
+    prometheus::Gauge& slot_safe_wal_size_bytes;
+    prometheus::Histogram& commit_to_ack_seconds;
+    prometheus::Gauge& postgres_connected;
+    prometheus::Gauge& kafka_up;
+    prometheus::Gauge& standby;
+
+    // Sets outbox_relay_slot_wal_status{status} to 1 for `status` and 0 for the others.
+    void set_slot_wal_status(std::string_view status);
+
+private:
+    prometheus::Family<prometheus::Counter>& published_family_;
+    prometheus::Family<prometheus::Counter>& dead_lettered_family_;
+    prometheus::Family<prometheus::Counter>& reconnects_family_;
+    prometheus::Family<prometheus::Gauge>& slot_status_family_;
+    std::unordered_map<std::string, prometheus::Counter*> published_;
+    std::unordered_map<std::string, prometheus::Counter*> dead_lettered_;
+    std::unordered_map<std::string, prometheus::Counter*> reconnects_;
+};
+
+// What /healthz and /readyz answer; written by the event loop, read by the HTTP thread.
+struct HealthState {
+    std::atomic<std::int64_t> last_turn_ms{0};  // steady clock, ms: the loop is turning
+    std::atomic<bool> streaming{false};         // replication stream up
+    std::atomic<bool> kafka_reachable{false};   // not all brokers down
+};
+
+}  // namespace outbox::metrics
