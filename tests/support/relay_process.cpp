@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdio>
 #include <fstream>
 
 #include "support/wait.h"
@@ -59,8 +60,13 @@ std::string RelayProcess::log() const {
 }
 
 bool RelayProcess::wait_for_log(const std::string& text, std::chrono::milliseconds timeout) {
-    return wait_until([&] { return log().find(text) != std::string::npos || !process_.running(); }, timeout) &&
-           log().find(text) != std::string::npos;
+    wait_until([&] { return log().find(text) != std::string::npos || !process_.running(); }, timeout);
+    if (log().find(text) != std::string::npos) return true;
+    // Show why in the test's output.
+    const std::string all = log();
+    std::fprintf(stderr, "relay log did not show \"%s\"; its last lines:\n%s\n", text.c_str(),
+                 all.substr(all.size() > 4000 ? all.size() - 4000 : 0).c_str());
+    return false;
 }
 
 }  // namespace outbox::test

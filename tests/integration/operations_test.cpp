@@ -1,0 +1,199 @@
+// What an operator relies on: metrics and health endpoints, systemd notifications, secrets
+// kept out of logs.
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <set>
+
+#include "support/http_client.h"
+#include "support/kcat.h"
+#include "support/mock_kafka.h"
+#include "support/pg_cluster.h"
+#include "support/process.h"
+#include "support/relay_process.h"
+#include "support/wait.h"
+
+using namespace std::chrono_literals;
+using namespace outbox;
+using namespace outbox::test;
+
+namespace {
+
+constexpr const char* kOutboxDdl =
+    "CREATE TABLE outbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype text, aggregateid text, "
+    "type text, payload jsonb)";
+
+std::string base_config(const PgCluster& pg, const MockKafka& kafka, const std::string& metrics_listen) {
+    return "postgres:\n  dsn: \"" + pg.tcp_dsn() + "\"\n  status_interval: 1s\n"
+           "outbox:\n  table: public.outbox\n"
+           "kafka:\n  bootstrap_servers: \"" + kafka.bootstrap() + "\"\n"
+           "metrics:\n  listen: \"" + metrics_listen + "\"\n";
+}
+
+// The value of an unlabelled sample, or of the first sample whose labels contain `labels`.
+std::optional<double> sample(const std::string& exposition, const std::string& name, const std::string& labels = "") {
+    std::istringstream in(exposition);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
+        const std::string rest = line.substr(name.size());
+        const bool match = labels.empty() ? rest[0] == ' ' : rest[0] == '{' && rest.find(labels) != std::string::npos;
+        if (match) return std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("operations: /metrics, /healthz and /readyz tell what the relay is doing") {
+    PgCluster pg;
+    MockKafka kafka(pg.run_dir() + "/kafka", 1);
+    pg.exec(kOutboxDdl);
+    const int port = free_tcp_port();
+    RelayProcess relay(pg.run_dir(), base_config(pg, kafka, "127.0.0.1:" + std::to_string(port)));
+    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    for (int i = 0; i < 25; ++i) {
+        pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, payload) VALUES ('order', 'o-" + std::to_string(i) + "', '{}')");
+    }
+    pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, payload) VALUES (NULL, 'bad', '{}')");
+    std::string metrics;
+    REQUIRE(wait_until([&] {
+        metrics = http_get(port, "/metrics").body;
+        const auto published = sample(metrics, "outbox_relay_events_published_total", "topic=\"outbox.event.order\"");
+        const auto dead = sample(metrics, "outbox_relay_events_dead_lettered_total", "reason=\"null_value\"");
+        return published && *published == 25 && dead && *dead == 1;
+    }, 30s, 100ms));
+    CHECK(sample(metrics, "outbox_relay_transactions_total") >= 26);
+    CHECK(sample(metrics, "outbox_relay_wal_received_bytes_total") > 0);
+    CHECK(sample(metrics, "outbox_relay_postgres_connected") == 1);
+    CHECK(sample(metrics, "outbox_relay_kafka_up") == 1);
+    CHECK(sample(metrics, "outbox_relay_confirmed_lsn") > 0);
+    CHECK(sample(metrics, "outbox_relay_commit_to_ack_seconds_count") == 25);
+    CHECK(sample(metrics, "outbox_relay_build_info", "version=\"") == 1);
+    CHECK(metrics.find("outbox_relay_reconnects_total{target=\"kafka\"} 0") != std::string::npos);
+    // The slot's status is polled every 5 s.
+    CHECK(wait_until([&] {
+        metrics = http_get(port, "/metrics").body;
+        return sample(metrics, "outbox_relay_slot_wal_status", "status=\"reserved\"") == 1;
+    }, 15s, 200ms));
+    // Idle: lag returns to zero.
+    CHECK(wait_until([&] {
+        metrics = http_get(port, "/metrics").body;
+        return sample(metrics, "outbox_relay_lag_bytes") == 0 && sample(metrics, "outbox_relay_inflight_events") == 0;
+    }, 20s, 200ms));
+    const auto health = http_get(port, "/healthz");
+    CHECK(health.status == 200);
+    CHECK(http_get(port, "/readyz").status == 200);
+
+    // promtool (Debian's prometheus package) checks the exposition format and naming.
+    const std::string file = pg.run_dir() + "/metrics.txt";
+    std::ofstream(file) << metrics;
+    std::string out;
+    const int rc = run_command(SpawnOptions{.argv = {"sh", "-c", "promtool check metrics < " + file}, .stderr_path = "=stdout"},
+                               &out, 30s);
+    INFO(out);
+    CHECK(rc == 0);
+
+    // /readyz follows PostgreSQL: not ready while the server is down.
+    pg.stop();
+    CHECK(wait_until([&] { return http_get(port, "/readyz").status == 503; }, 20s, 100ms));
+    CHECK(http_get(port, "/healthz").status == 200);  // alive, reconnecting
+    pg.start();
+    CHECK(wait_until([&] { return http_get(port, "/readyz").status == 200; }, 40s, 200ms));
+    CHECK(sample(http_get(port, "/metrics").body, "outbox_relay_reconnects_total", "target=\"postgres\"") >= 1);
+    CHECK(relay.terminate() == 0);
+}
+
+TEST_CASE("operations: systemd gets READY=1, periodic WATCHDOG=1 and STOPPING=1") {
+    PgCluster pg;
+    MockKafka kafka(pg.run_dir() + "/kafka", 1);
+    pg.exec(kOutboxDdl);
+    const std::string socket_path = pg.run_dir() + "/notify.sock";
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    std::vector<std::string> messages;
+    auto drain = [&] {
+        char buf[4096];
+        while (true) {
+            const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (n <= 0) break;
+            messages.emplace_back(buf, static_cast<std::size_t>(n));
+        }
+    };
+    auto count = [&](const std::string& text) {
+        return std::count_if(messages.begin(), messages.end(),
+                             [&](const std::string& m) { return m.find(text) != std::string::npos; });
+    };
+    RelayProcess relay(pg.run_dir(), base_config(pg, kafka, ""),
+                       {{"NOTIFY_SOCKET", socket_path}, {"WATCHDOG_USEC", "400000"}});
+    CHECK(wait_until([&] {
+        drain();
+        return count("READY=1") >= 1 && count("WATCHDOG=1") >= 3;
+    }, 30s));
+    relay.terminate();
+    drain();
+    CHECK(count("STOPPING=1") == 1);
+    // READY before the first STOPPING, and watchdog pings about every 200 ms while running.
+    const auto ready = std::find_if(messages.begin(), messages.end(), [](const auto& m) { return m == "READY=1"; });
+    const auto stopping = std::find_if(messages.begin(), messages.end(), [](const auto& m) { return m == "STOPPING=1"; });
+    CHECK(ready < stopping);
+    ::close(fd);
+}
+
+TEST_CASE("operations: passwords never reach a log line") {
+    PgCluster pg;
+    MockKafka kafka(pg.run_dir() + "/kafka", 1);
+    pg.exec(kOutboxDdl);
+    const std::string secret = "S3cr3t-Pa55word-xyz";
+    pg.exec("CREATE ROLE relay_user WITH LOGIN REPLICATION PASSWORD '" + secret + "'");
+    pg.exec("ALTER TABLE outbox OWNER TO relay_user");
+    pg.exec("GRANT CREATE ON DATABASE postgres TO relay_user");  // CREATE PUBLICATION needs it
+    pg.exec("ALTER SYSTEM SET password_encryption = 'scram-sha-256'");
+    // Require the password for relay_user over TCP.
+    std::ofstream(pg.data_dir() + "/pg_hba.conf", std::ios::trunc)
+        << "local all all trust\nhost all relay_user 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n";
+    pg.exec("SELECT pg_reload_conf()");
+    const std::string password_file = pg.run_dir() + "/pg-password";
+    std::ofstream(password_file) << secret << "\n";
+    const std::string dsn_with_password = "postgresql://relay_user:" + secret + "@127.0.0.1:" + std::to_string(pg.port()) + "/postgres";
+    std::string config = "postgres:\n  dsn: \"" + dsn_with_password + "\"\n"
+                         "outbox:\n  table: public.outbox\n"
+                         "kafka:\n  bootstrap_servers: \"" + kafka.bootstrap() + "\"\n"
+                         "metrics:\n  listen: \"\"\nlog:\n  level: debug\n";
+    RelayProcess relay(pg.run_dir(), config);
+    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, payload) VALUES ('order', 'o-1', '{}')");
+    CHECK(wait_until([&] { return kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 5s).size() == 1; }, 20s, 200ms));
+    relay.terminate();
+
+    // The same with the password in a file and a wrong one in the DSN: a failed login is logged.
+    const std::string config2 = "postgres:\n  dsn: \"host=127.0.0.1 port=" + std::to_string(pg.port()) +
+                                " user=relay_user dbname=postgres password=wrong-" + secret + "\"\n"
+                                "  password_file: " + password_file + "\n"
+                                "outbox:\n  table: public.outbox\n"
+                                "kafka:\n  bootstrap_servers: \"" + kafka.bootstrap() + "\"\n"
+                                "metrics:\n  listen: \"\"\nlog:\n  level: debug\n  format: json\n";
+    RelayProcess relay2(pg.run_dir(), config2);
+    REQUIRE(relay2.wait_for_log("streaming from slot", 30s));  // password_file wins over the DSN
+    relay2.terminate();
+
+    const std::string log = relay.log();
+    CHECK(log.find("relay_user:***@") != std::string::npos);
+    CHECK(log.find(secret) == std::string::npos);
+    CHECK(log.find("postgresql://relay_user:***@127.0.0.1") != std::string::npos);
+    // Also --check-config's summary.
+    std::string out;
+    run_command(SpawnOptions{.argv = {relay_binary(), "--config", relay.config_path(), "--check-config"}, .stderr_path = "=stdout"},
+                &out, 30s);
+    CHECK(out.find("configuration OK") != std::string::npos);
+    CHECK(out.find(secret) == std::string::npos);
+}

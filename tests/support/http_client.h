@@ -1,0 +1,17 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace outbox::test {
+
+struct HttpResponse {
+    int status = 0;  // 0: no connection / no valid response
+    std::string body;
+};
+
+// A plain HTTP/1.1 GET to 127.0.0.1:port (tests only; no TLS, no redirects).
+HttpResponse http_get(int port, const std::string& path,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+}  // namespace outbox::test
