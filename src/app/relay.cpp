@@ -304,6 +304,7 @@ Relay::SessionEnd Relay::run_session() {
     std::optional<Clock::time_point> drain_deadline;
     bool read_something = false;
     while (true) {
+        check_signals();  // also under continuous load, when poll() is skipped
         publisher_->serve(deliver);
         if (publisher_->fatal_error()) throw KafkaFailure("Kafka producer fatal error: " + *publisher_->fatal_error());
         if (session_failure_) throw KafkaFailure(*session_failure_);
@@ -375,7 +376,6 @@ Relay::SessionEnd Relay::run_session() {
         if (::poll(fds, 3, static_cast<int>(timeout.count())) < 0 && errno != EINTR) {
             throw Error(ErrorKind::Fatal, std::string("poll failed: ") + std::strerror(errno));
         }
-        if (fds[2].revents & POLLIN) check_signals();
     }
 }
 

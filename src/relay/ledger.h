@@ -37,7 +37,8 @@ public:
     TxnTicket begin();
     // One more event of the open transaction is on its way to Kafka.
     void add_event();
-    // The open transaction committed; its commit record ends at `end_lsn`.
+    // The open transaction committed; its commit record ends at `end_lsn` (which may be at or
+    // before the confirmable position for a replayed transaction: it never moves it back).
     void commit(Lsn end_lsn);
     // Kafka acknowledged one event of the transaction `ticket`.
     void acknowledge(TxnTicket ticket);
