@@ -224,8 +224,9 @@ bool Relay::wait_backoff(std::chrono::milliseconds delay) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
         if (left.count() <= 0) return true;
         pollfd pfd{signal_fd_, POLLIN, 0};
-        ::poll(&pfd, 1, static_cast<int>(left.count()));
+        ::poll(&pfd, 1, static_cast<int>(std::min<long>(left.count(), 1000)));
         check_signals();
+        update_gauges(Clock::now());  // keeps /healthz and the systemd watchdog fed while waiting
     }
     return false;
 }
@@ -253,6 +254,7 @@ int Relay::run() {
                     notifier_.status("standby: replication slot is active in another instance");
                 }
                 metrics_.standby.Set(1);
+                notifier_.ready();  // a standby is a started service: do not hold `systemctl start`
                 if (!wait_backoff(kStandbyRetry)) return 0;
                 continue;
             }

@@ -25,8 +25,10 @@ Connection Connection::connect(const std::string& conninfo, ReplicationMode mode
                                const std::string& application_name) {
     // PQconnectdbParams with expand_dbname=1: "dbname" may hold a full conninfo or URI, and the
     // keywords after it override what it says.
-    std::vector<const char*> keys{"dbname", "application_name"};
-    std::vector<const char*> values{conninfo.c_str(), application_name.c_str()};
+    // connect_timeout first so the DSN can override it: a blocking connect must not hang for
+    // minutes (the event loop, the systemd watchdog and the standby retry wait on it).
+    std::vector<const char*> keys{"connect_timeout", "dbname", "application_name"};
+    std::vector<const char*> values{"10", conninfo.c_str(), application_name.c_str()};
     if (mode == ReplicationMode::Database) {
         keys.push_back("replication");
         values.push_back("database");

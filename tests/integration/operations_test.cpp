@@ -5,7 +5,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <set>
@@ -196,4 +201,56 @@ TEST_CASE("operations: passwords never reach a log line") {
                 &out, 30s);
     CHECK(out.find("configuration OK") != std::string::npos);
     CHECK(out.find(secret) == std::string::npos);
+}
+
+TEST_CASE("operations: a real Prometheus server scrapes the relay while events flow") {
+    PgCluster pg;
+    MockKafka kafka(pg.run_dir() + "/kafka", 1);
+    pg.exec(kOutboxDdl);
+    const int relay_port = free_tcp_port();
+    RelayProcess relay(pg.run_dir(), base_config(pg, kafka, "127.0.0.1:" + std::to_string(relay_port)));
+    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+
+    const std::string dir = pg.run_dir() + "/prometheus";
+    std::filesystem::create_directories(dir + "/data");
+    std::ofstream(dir + "/prometheus.yml") << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                                              "rule_files: [\"" OUTBOX_SOURCE_DIR "/prometheus/alerts.yml\"]\n"
+                                              "scrape_configs:\n  - job_name: outbox-relay\n    static_configs:\n"
+                                              "      - targets: [\"127.0.0.1:" << relay_port << "\"]\n";
+    const int prom_port = free_tcp_port();
+    SpawnOptions opts{.argv = {"prometheus", "--config.file=" + dir + "/prometheus.yml", "--storage.tsdb.path=" + dir + "/data",
+                               "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
+                      .stdout_path = dir + "/prometheus.log", .stderr_path = "=stdout", .parent_death_signal = SIGKILL};
+    ChildProcess prometheus(opts);
+
+    int inserted = 0;
+    auto query = [&](const std::string& promql) {
+        std::string path = "/api/v1/query?query=";
+        for (char c : promql) {
+            if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
+                path += c;
+            } else {
+                char hex[4];
+                std::snprintf(hex, sizeof hex, "%%%02X", static_cast<unsigned char>(c));
+                path += hex;
+            }
+        }
+        return http_get(prom_port, path).body;
+    };
+    // Events keep flowing while Prometheus scrapes; it sees the counter grow.
+    std::string answer;
+    const bool seen = wait_until([&] {
+        pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, payload) VALUES ('order', 'o-" + std::to_string(inserted++) + "', '{}')");
+        answer = query("sum(outbox_relay_events_published_total) > 0");
+        return answer.find("\"status\":\"success\"") != std::string::npos && answer.find("\"result\":[]") == std::string::npos;
+    }, 60s, 250ms);
+    INFO(answer);
+    INFO(read_file(dir + "/prometheus.log"));
+    CHECK(seen);
+    CHECK(query("up{job=\"outbox-relay\"}").find("\"value\":[") != std::string::npos);
+    // The shipped rules load (a rule file that fails to parse is reported by /api/v1/rules).
+    const std::string rules = http_get(prom_port, "/api/v1/rules").body;
+    CHECK(rules.find("OutboxRelayDown") != std::string::npos);
+    prometheus.stop(SIGTERM, 10s);
+    CHECK(relay.terminate() == 0);
 }
