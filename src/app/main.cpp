@@ -36,6 +36,15 @@ constexpr const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Block the signals we serve through a signalfd before anything else, so one that arrives
+    // during start-up is queued for the event loop instead of killing the process mid-setup.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+
     std::string config_path = kDefaultConfig;
     bool check_only = false;
     for (int i = 1; i < argc; ++i) {
@@ -74,12 +83,6 @@ int main(int argc, char** argv) {
     }
 
     outbox::app::setup_logging(config.log);
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
     const int signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (signal_fd < 0) {
         spdlog::critical("signalfd failed: {}", std::strerror(errno));

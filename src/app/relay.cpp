@@ -267,6 +267,7 @@ int Relay::run() {
                 spdlog::warn("stopping after error: {}", e.what());
                 return 0;
             }
+            if (session_made_progress_) backoff = std::chrono::milliseconds(kBackoffInitial);
             // Decorrelated jitter: spread reconnects of many relays, never hammer a sick server.
             std::uniform_int_distribution<long> dist(kBackoffInitial.count(), std::max<long>(kBackoffInitial.count(), backoff.count() * 3));
             backoff = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(dist(rng)), kBackoffMax);
@@ -283,6 +284,7 @@ Relay::SessionEnd Relay::run_session() {
     slots_ = InflightSlots{};
     inflight_bytes_ = 0;
     poisoned_events_ = 0;
+    session_made_progress_ = false;
     session_failure_.reset();
 
     stream_.emplace(replication_options(config_));
@@ -498,6 +500,7 @@ void Relay::on_delivery(const kafka::Delivery& d) {
                     static_cast<double>(std::max<std::int64_t>(0, unix_now_us() - slot.commit_time_us)) / 1e6);
             }
             inflight_bytes_ -= std::min(inflight_bytes_, slot.bytes);
+            session_made_progress_ = true;
             ledger_->acknowledge(slot.ticket);
             slots_.release(d.cookie);
             return;

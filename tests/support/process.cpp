@@ -68,9 +68,21 @@ ChildProcess::ChildProcess(const SpawnOptions& options) {
         if (err_fd < 0) throw std::runtime_error("spawn: cannot open " + options.stderr_path);
     }
     const pid_t parent = getpid();
+    // Signals stay blocked from before fork until the child has reset every handler: a signal
+    // sent to a just-spawned child must not run the test framework's handlers in the copy.
+    sigset_t all;
+    sigset_t previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
     const pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (pid < 0) {
+        pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    }
     if (pid == 0) {
+        for (int signo = 1; signo < NSIG; ++signo) {
+            if (signo != SIGKILL && signo != SIGSTOP) ::signal(signo, SIG_DFL);
+        }
         setpgid(0, 0);  // own process group: signals to the test runner do not reach it directly
         if (out_fd >= 0 && dup2(out_fd, 1) < 0) child_fail("dup2 stdout");
         if (err_fd >= 0 && dup2(err_fd, 2) < 0) child_fail("dup2 stderr");
@@ -93,6 +105,7 @@ ChildProcess::ChildProcess(const SpawnOptions& options) {
         execvpe(argv[0], argv.data(), envp.data());
         child_fail(argv[0]);
     }
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
     if (out_fd >= 0) ::close(out_fd);
     if (err_fd >= 0 && err_fd != out_fd) ::close(err_fd);
     pid_ = pid;

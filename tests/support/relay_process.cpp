@@ -26,6 +26,7 @@ RelayProcess::~RelayProcess() {
 }
 
 void RelayProcess::start() {
+    log_offset_ = log().size();
     SpawnOptions opts;
     opts.argv = {relay_binary(), "--config", config_path_};
     opts.env_set = env_;
@@ -60,8 +61,12 @@ std::string RelayProcess::log() const {
 }
 
 bool RelayProcess::wait_for_log(const std::string& text, std::chrono::milliseconds timeout) {
-    wait_until([&] { return log().find(text) != std::string::npos || !process_.running(); }, timeout);
-    if (log().find(text) != std::string::npos) return true;
+    auto current = [&] {
+        const std::string all = log();
+        return all.size() > log_offset_ ? all.substr(log_offset_) : std::string();
+    };
+    wait_until([&] { return current().find(text) != std::string::npos || !process_.running(); }, timeout);
+    if (current().find(text) != std::string::npos) return true;
     // Show why in the test's output.
     const std::string all = log();
     std::fprintf(stderr, "relay log did not show \"%s\"; its last lines:\n%s\n", text.c_str(),

@@ -27,7 +27,8 @@ public:
 
     [[nodiscard]] std::string log() const;
     [[nodiscard]] const std::string& config_path() const { return config_path_; }
-    // Waits until the log contains `text`; false on timeout or when the relay exited first.
+    // Waits until the log written since the last start() contains `text`; false on timeout or
+    // when the relay exited first.
     bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout);
 
 private:
@@ -35,6 +36,7 @@ private:
     std::string config_path_;
     std::string log_path_;
     std::map<std::string, std::string> env_;
+    std::size_t log_offset_ = 0;  // size of the log when the current process started
     ChildProcess process_;
 };
 
