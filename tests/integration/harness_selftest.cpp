@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/mock_kafka.h"
 #include "support/pg_cluster.h"
 #include "support/process.h"
 #include "support/wait.h"
@@ -22,13 +23,23 @@ namespace outbox::test {
 // records their pids, then dies without running any destructor.
 int run_crash_probe(const char* run_dir) {
     PgCluster pg(PgClusterOptions{.run_dir = std::string(run_dir) + "/pg"});
+    MockKafka kafka(std::string(run_dir) + "/kafka", 1);
     std::ofstream(std::string(run_dir) + "/postmaster.pid") << pg.postmaster_pid() << "\n";
+    std::ofstream(std::string(run_dir) + "/broker.pid") << kafka.pid() << "\n";
     std::abort();
 }
 
 namespace {
 
-bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+// Alive: exists and is not a zombie (an orphan waits as a zombie until PID 1 reaps it).
+bool process_exists(pid_t pid) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return false;
+    const auto close = line.rfind(')');
+    return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
+}
 
 std::string self_exe() { return fs::read_symlink("/proc/self/exe").string(); }
 
@@ -78,7 +89,7 @@ TEST_CASE("harness: the server stops when the cluster object goes, and restarts 
     CHECK_FALSE(fs::exists(socket));
 }
 
-TEST_CASE("harness: a test process that crashes leaves no server behind") {
+TEST_CASE("harness: a test process that crashes leaves no PostgreSQL and no broker behind") {
     char tmpl[] = "/tmp/outbox-probe-XXXXXX";
     REQUIRE(mkdtemp(tmpl) != nullptr);
     const std::string dir = tmpl;
@@ -95,8 +106,11 @@ TEST_CASE("harness: a test process that crashes leaves no server behind") {
     CHECK(WTERMSIG(*status) == SIGABRT);
     const pid_t postmaster = std::stoi(read_file(dir + "/postmaster.pid"));
     CHECK(postmaster > 0);
-    // The parent-death signal makes the orphaned postmaster shut down on its own.
+    const pid_t broker = std::stoi(read_file(dir + "/broker.pid"));
+    CHECK(broker > 0);
+    // The parent-death signal makes the orphaned postmaster shut down and the broker die.
     CHECK(wait_until([&] { return !process_exists(postmaster); }, 30s));
+    CHECK(wait_until([&] { return !process_exists(broker); }, 30s));
     // Its backends and auxiliary processes are gone too: nothing still has the data dir open.
     std::string out;
     run_command(SpawnOptions{.argv = {"pgrep", "-f", dir}}, &out, 10s);
