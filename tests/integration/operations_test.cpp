@@ -114,7 +114,7 @@ TEST_CASE("operations: /metrics, /healthz and /readyz tell what the relay is doi
     CHECK(relay.terminate() == 0);
 }
 
-TEST_CASE("operations: systemd gets READY=1, periodic WATCHDOG=1 and STOPPING=1") {
+TEST_CASE("operations: systemd gets READY=1, periodic WATCHDOG=1, RELOADING=1 around SIGHUP and STOPPING=1") {
     PgCluster pg;
     MockKafka kafka(pg.run_dir() + "/kafka", 1);
     pg.exec(kOutboxDdl);
@@ -144,6 +144,21 @@ TEST_CASE("operations: systemd gets READY=1, periodic WATCHDOG=1 and STOPPING=1"
         drain();
         return count("READY=1") >= 1 && count("WATCHDOG=1") >= 3;
     }, 30s));
+
+    // SIGHUP re-reads the file: RELOADING=1, then READY=1; the log level applies at once.
+    std::ofstream(relay.config_path(), std::ios::trunc) << base_config(pg, kafka, "") << "log:\n  level: debug\n  format: json\n";
+    ::kill(relay.pid(), SIGHUP);
+    CHECK(wait_until([&] {
+        drain();
+        return count("RELOADING=1") == 1 && count("READY=1") >= 2;
+    }, 20s));
+    CHECK(relay.wait_for_log("SIGHUP: reloaded", 10s));
+    CHECK(relay.wait_for_log("\"level\":\"info\",\"msg\":\"SIGHUP: reloaded", 10s));  // now JSON lines
+    // A broken file keeps the running configuration.
+    std::ofstream(relay.config_path(), std::ios::trunc) << "postgres: [\n";
+    ::kill(relay.pid(), SIGHUP);
+    CHECK(relay.wait_for_log("SIGHUP: keeping the running configuration", 10s));
+    CHECK(relay.running());
     relay.terminate();
     drain();
     CHECK(count("STOPPING=1") == 1);
