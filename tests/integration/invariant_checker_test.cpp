@@ -3,6 +3,8 @@
 // fails on each kind of broken stream. Run: integration_tests -ts="invariant_checker"
 
 #include <doctest/doctest.h>
+
+#include "support/run_dir.h"
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,27 +34,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A fresh directory under /tmp, removed afterwards unless OUTBOX_KEEP_RUN_DIRS is set.
-class RunDir {
-public:
-    RunDir() {
-        char tmpl[] = "/tmp/outbox-checker-XXXXXX";
-        if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-        path_ = tmpl;
-    }
-    ~RunDir() {
-        if (std::getenv("OUTBOX_KEEP_RUN_DIRS") == nullptr) {
-            std::error_code ignored;
-            std::filesystem::remove_all(path_, ignored);
-        }
-    }
-    RunDir(const RunDir&) = delete;
-    RunDir& operator=(const RunDir&) = delete;
-    [[nodiscard]] const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
 
 Lsn txn_lsn(std::uint64_t txn_seq) { return Lsn(0x1000000ull + 0x100ull * txn_seq); }
 
@@ -469,7 +450,7 @@ TEST_CASE("workload: a server restart mid-run loses no recorded commit") {
 
 TEST_CASE("consumer: reads all records of matching topics while they are produced") {
     {
-        RunDir dir;
+        RunDir dir("outbox-checker");
         MockKafka kafka(dir.path());
         const auto started = std::chrono::steady_clock::now();
         TopicConsumer consumer(TopicConsumerOptions{.bootstrap = kafka.bootstrap()});

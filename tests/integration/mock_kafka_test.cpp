@@ -2,6 +2,8 @@
 // Run: integration_tests -ts="mock_kafka"
 
 #include <doctest/doctest.h>
+
+#include "support/run_dir.h"
 #include <signal.h>
 #include <unistd.h>
 
@@ -22,27 +24,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A fresh directory under /tmp, removed afterwards unless OUTBOX_KEEP_RUN_DIRS is set.
-class RunDir {
-public:
-    RunDir() {
-        char tmpl[] = "/tmp/outbox-mock-kafka-XXXXXX";
-        if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-        path_ = tmpl;
-    }
-    ~RunDir() {
-        if (std::getenv("OUTBOX_KEEP_RUN_DIRS") == nullptr) {
-            std::error_code ignored;
-            std::filesystem::remove_all(path_, ignored);
-        }
-    }
-    RunDir(const RunDir&) = delete;
-    RunDir& operator=(const RunDir&) = delete;
-    [[nodiscard]] const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
 
 bool process_gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 
@@ -86,7 +67,7 @@ TEST_CASE("kcat JSON envelopes are parsed with escapes, nulls and headers") {
 }
 
 TEST_CASE("mock broker serves produce and consume over TCP") {
-    RunDir dir;
+    RunDir dir("outbox-mock-kafka");
     MockKafka kafka(dir.path());
     MESSAGE("mock-kafka start-up took " << kafka.startup_time().count() << " ms");
     CHECK(std::count(kafka.bootstrap().begin(), kafka.bootstrap().end(), ',') == 2);
@@ -133,7 +114,7 @@ TEST_CASE("mock broker serves produce and consume over TCP") {
 }
 
 TEST_CASE("control channel takes a broker down and up and the effect is visible") {
-    RunDir dir;
+    RunDir dir("outbox-mock-kafka");
     MockKafka kafka(dir.path(), 1);
     const auto& bootstrap = kafka.bootstrap();
 
@@ -170,7 +151,7 @@ TEST_CASE("control channel takes a broker down and up and the effect is visible"
 }
 
 TEST_CASE("push-errors is accepted and unknown commands are rejected") {
-    RunDir dir;
+    RunDir dir("outbox-mock-kafka");
     MockKafka kafka(dir.path());
 
     CHECK(kafka.command("ping") == "pong");
@@ -215,7 +196,7 @@ TEST_CASE("push-errors is accepted and unknown commands are rejected") {
 }
 
 TEST_CASE("broker exits on SIGTERM and leaves nothing behind") {
-    RunDir dir;
+    RunDir dir("outbox-mock-kafka");
     MockKafka kafka(dir.path());
     const pid_t pid = kafka.pid();
     const std::string control = kafka.control_path();
@@ -238,7 +219,7 @@ TEST_CASE("broker exits on SIGTERM and leaves nothing behind") {
 }
 
 TEST_CASE("mock broker start-up failure is reported with its log") {
-    RunDir dir;
+    RunDir dir("outbox-mock-kafka");
     CHECK_THROWS_WITH_AS(MockKafka(dir.path(), 3, {"--no-such-option"}), doctest::Contains("unknown option"),
                          std::runtime_error);
 }

@@ -10,6 +10,7 @@
 #include "support/kafka_consumer.h"
 #include "support/mock_kafka.h"
 #include "support/pg_cluster.h"
+#include "support/relay_stack.h"
 #include "support/relay_process.h"
 #include "support/wait.h"
 #include "support/workload.h"
@@ -19,34 +20,6 @@ using namespace outbox;
 using namespace outbox::test;
 
 namespace {
-
-struct Stack {
-    PgCluster pg;
-    MockKafka kafka{pg.run_dir() + "/kafka", 3};
-    TopicConsumer consumer{TopicConsumerOptions{.bootstrap = kafka.bootstrap()}};
-
-    Stack() { pg.exec(std::string(kOutboxTableDdl)); }
-
-    std::string config(const std::string& kafka_properties = "") const {
-        return "postgres:\n  dsn: \"" + pg.tcp_dsn() + "\"\n  status_interval: 1s\n"
-               "outbox:\n  table: public.outbox\n  headers: [type]\n"
-               "kafka:\n  bootstrap_servers: \"" + kafka.bootstrap() + "\"\n" +
-               (kafka_properties.empty() ? "" : "  properties:\n" + kafka_properties) +
-               "metrics:\n  listen: \"\"\n";
-    }
-
-    Lsn slot_confirmed() const {
-        const auto text =
-            pg.query_value("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'outbox_relay'");
-        return text ? *Lsn::parse(*text) : Lsn();
-    }
-
-    std::vector<std::string> ids(const Workload& workload) const {
-        std::vector<std::string> out;
-        for (const auto& e : workload.committed()) out.push_back(e.id);
-        return out;
-    }
-};
 
 std::string header_of(const KafkaRecord& r, const std::string& name) {
     return header_value(r, name).value_or("");
@@ -82,7 +55,7 @@ TEST_CASE("relay: 10,000 events over 50 aggregates, transactions of 1-500 rows w
     const auto committed = workload.committed();
     CHECK(committed.size() == 10000);
     CHECK(workload.stats().rolled_back_events > 0);
-    REQUIRE(s.consumer.wait_for_ids(s.ids(workload), 120s));
+    REQUIRE(s.consumer.wait_for_ids(Stack::ids(workload), 120s));
     REQUIRE(s.consumer.wait_caught_up(30s));
     const Verdict verdict = check_invariants(committed, workload.rolled_back_ids(), s.consumer.records());
     INFO(verdict.describe());
@@ -115,7 +88,7 @@ TEST_CASE("relay: SIGTERM during load, then restart: nothing lost, zero duplicat
     REQUIRE(s.consumer.wait_for_count(4000, 60s));
     workload.stop();
     workload.join();
-    REQUIRE(s.consumer.wait_for_ids(s.ids(workload), 120s));
+    REQUIRE(s.consumer.wait_for_ids(Stack::ids(workload), 120s));
     REQUIRE(s.consumer.wait_caught_up(30s));
     const Verdict verdict = check_invariants(workload.committed(), workload.rolled_back_ids(), s.consumer.records());
     INFO(verdict.describe());
@@ -148,7 +121,7 @@ TEST_CASE("relay: kill -9 at random points during load, five times: zero loss, d
     }
     workload.stop();
     workload.join();
-    REQUIRE(s.consumer.wait_for_ids(s.ids(workload), 120s));
+    REQUIRE(s.consumer.wait_for_ids(Stack::ids(workload), 120s));
     REQUIRE(s.consumer.wait_caught_up(30s));
     const auto records = s.consumer.records();
     const Verdict verdict = check_invariants(workload.committed(), workload.rolled_back_ids(), records,
@@ -196,7 +169,7 @@ TEST_CASE("relay: all brokers down longer than message.timeout.ms during load: t
     REQUIRE(s.consumer.wait_for_count(before_up + 500, 90s));
     workload.stop();
     workload.join();
-    REQUIRE(s.consumer.wait_for_ids(s.ids(workload), 120s));
+    REQUIRE(s.consumer.wait_for_ids(Stack::ids(workload), 120s));
     REQUIRE(s.consumer.wait_caught_up(30s));
     const Verdict verdict = check_invariants(workload.committed(), workload.rolled_back_ids(), s.consumer.records(), held);
     INFO(verdict.describe());
