@@ -283,6 +283,10 @@ std::chrono::steady_clock::time_point ReplicationStream::service(std::chrono::st
     return next;
 }
 
+void ReplicationStream::keep_alive(std::chrono::steady_clock::time_point now, std::chrono::milliseconds max_silence) {
+    if (streaming_ && now - last_status_ >= max_silence) send_status(false);
+}
+
 void ReplicationStream::finish(std::chrono::milliseconds timeout) {
     if (!streaming_ || !conn_) return;
     const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -79,6 +79,10 @@ public:
     // the confirmed position moved (coalesced). Also flushes pending output. Returns the time
     // by which service() must run again.
     std::chrono::steady_clock::time_point service(std::chrono::steady_clock::time_point now);
+    // Sends a status update if none went out for `max_silence`. While the caller does not read
+    // (backpressure) it cannot see keepalives asking for a reply; regular updates keep
+    // wal_sender_timeout from ending the connection anyway.
+    void keep_alive(std::chrono::steady_clock::time_point now, std::chrono::milliseconds max_silence);
     // Sends a status update now (e.g. before shutdown).
     void send_status(bool reply_requested = false);
 
