@@ -54,6 +54,9 @@ void append_u64(std::string& out, std::uint64_t v) {
 }
 
 void set_commit_texts(const CommitInfo& commit, Record& record) {
+    // The same for every event of a transaction: format once per transaction, not per event.
+    if (record.texts_for == commit) return;
+    record.texts_for = commit;
     record.lsn_text = commit.commit_lsn.to_string();
     record.xid_text.clear();
     append_u64(record.xid_text, commit.xid.value());

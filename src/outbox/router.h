@@ -18,6 +18,8 @@ struct CommitInfo {
     Lsn commit_lsn;                     // Begin.final_lsn: the commit record of the transaction
     Xid xid;
     std::int64_t commit_time_unix_us = 0;
+
+    bool operator==(const CommitInfo&) const = default;
 };
 
 struct RecordHeader {
@@ -40,6 +42,7 @@ struct Record {
     std::string lsn_text;
     std::string xid_text;
     std::string time_text;
+    std::optional<CommitInfo> texts_for;  // the commit the three texts above describe
     std::string error_text;
     std::string size_text;
     std::string original_topic;

@@ -242,3 +242,18 @@ TEST_CASE("router: a dead-letter record names the original topic when routing go
     CHECK(h.at("outbox-original-topic") == "outbox.event.order");
     CHECK_FALSE(dead.key.has_value());
 }
+
+TEST_CASE("router: a reused record gets each transaction's own commit headers") {
+    const OutboxRouter router(default_config());
+    Record record;
+    Rejection rejection;
+    pgoutput::Tuple row{{text("1"), text("order"), text("o-1"), text("t"), text("{}")}};
+    REQUIRE(router.route(outbox_relation(), row, kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK(headers_of(record).at("outbox-xid") == "771");
+    const CommitInfo next{Lsn(0x16B374D900ull), Xid(772), 1709212456000000};
+    REQUIRE(router.route(outbox_relation(), row, next, record, rejection) == RouteOutcome::Routed);
+    const auto h = headers_of(record);
+    CHECK(h.at("outbox-xid") == "772");
+    CHECK(h.at("outbox-lsn") == "16/B374D900");
+    CHECK(h.at("outbox-commit-time") == "2024-02-29T13:14:16.000000Z");
+}
