@@ -29,6 +29,7 @@ constexpr auto kBackoffMax = 30s;
 // A standby retries the slot quickly so it takes over within seconds of the holder's death.
 constexpr auto kStandbyRetry = 1s;
 constexpr auto kSlotPollInterval = 5s;
+constexpr auto kNotReadingStatusInterval = 1s;
 constexpr const char* kSlotActiveSqlstate = "55006";
 
 std::int64_t unix_now_us() {
@@ -291,6 +292,18 @@ Relay::SessionEnd Relay::run_session() {
     stream_->start();
     ledger_.emplace(stream_->slot().confirmed_flush);
     publisher_.emplace(publisher_options(config_));
+    // stats_.confirmed still holds what an earlier session of this process confirmed (0/0 if none
+    // streamed). Only this relay moves the slot, so a later start position means the slot was
+    // advanced, or dropped and recreated, behind our back: events in between were never published
+    // by us. Say so loudly rather than continue silently from the new position.
+    const Lsn previously_confirmed = stats_.confirmed;
+    if (previously_confirmed != Lsn() &&
+        (stream_->slot().created || stream_->slot().confirmed_flush > previously_confirmed)) {
+        spdlog::error("replication slot \"{}\" {} at {}, ahead of what this relay confirmed ({}): it was dropped and "
+                      "recreated or advanced by someone else; events committed in between were NOT published",
+                      config_.postgres.slot, stream_->slot().created ? "was recreated by this relay" : "now starts",
+                      stream_->slot().confirmed_flush.to_string(), previously_confirmed.to_string());
+    }
     stats_.confirmed = stream_->slot().confirmed_flush;
     published_counters_.clear();
     wal_bytes_counted_ = 0;
@@ -366,6 +379,8 @@ Relay::SessionEnd Relay::run_session() {
         if (read_something) continue;  // more may be buffered in libpq: read it before sleeping
 
         const bool want_read = !backpressured() && !stop_error_ && (!stopping_ || ledger_->in_transaction());
+        // Not reading: keepalives asking for a reply go unseen, so answer on a short timer.
+        if (!want_read) stream_->keep_alive(now, kNotReadingStatusInterval);
         pollfd fds[3] = {
             {stream_->socket(), static_cast<short>((want_read ? POLLIN : 0) | (stream_->wants_write() ? POLLOUT : 0)), 0},
             {publisher_->wakeup_fd(), POLLIN, 0},
