@@ -294,11 +294,7 @@ TEST_CASE("faults: slow brokers (1500 ms per response) with wal_sender_timeout 2
     for (int b = 1; b <= s.kafka.brokers(); ++b) s.kafka.set_rtt(b, 1500);
     // Observation window: ten seconds is five wal_sender_timeouts; a relay that stopped answering
     // while it waits for Kafka would have been cut off several times.
-    const auto until = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < until) {
-        if (contains(s.pg.log(), kWalsenderTimeoutLine)) break;
-        std::this_thread::sleep_for(200ms);
-    }
+    holds_for([&] { return !contains(s.pg.log(), kWalsenderTimeoutLine); }, 10s, 200ms);
     const std::size_t during_slow = s.consumer.size() - before_slow;
     for (int b = 1; b <= s.kafka.brokers(); ++b) s.kafka.set_rtt(b, 0);
     CHECK_FALSE(contains(s.pg.log(), kWalsenderTimeoutLine));

@@ -19,4 +19,17 @@ inline bool wait_until(const std::function<bool()>& condition, std::chrono::mill
     }
 }
 
+// The opposite of wait_until: checks that `condition` holds at every sample during the whole
+// `window` (to show that something does NOT happen). Returns false at the first sample where it
+// does not hold. The window is the point of the check, not a wait for something.
+inline bool holds_for(const std::function<bool()>& condition, std::chrono::milliseconds window,
+                      std::chrono::milliseconds interval = std::chrono::milliseconds(100)) {
+    const auto end = std::chrono::steady_clock::now() + window;
+    while (std::chrono::steady_clock::now() < end) {
+        if (!condition()) return false;
+        std::this_thread::sleep_for(interval);
+    }
+    return condition();
+}
+
 }  // namespace outbox::test
