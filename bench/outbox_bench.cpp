@@ -82,7 +82,8 @@ PGresult* exec(PGconn* c, const std::string& sql, PGresult* ok_or_die = nullptr)
     (void)ok_or_die;
     PGresult* r = PQexec(c, sql.c_str());
     auto st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) die("query failed: " + sql + ": " + PQerrorMessage(c));
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        die("query failed: " + sql + ": " + PQerrorMessage(c));
     return r;
 }
 
@@ -137,7 +138,8 @@ int cmd_wait_slot(const Args& a) {
     const auto deadline = Clock::now() + std::chrono::seconds(a.num("timeout", 600));
     PGconn* c = connect(dsn);
     const std::string sql =
-        "SELECT coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = '" + slot + "'";
+        "SELECT coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = '" +
+        slot + "'";
     while (Clock::now() < deadline) {
         PGresult* r = exec(c, sql);
         if (PQntuples(r) != 1) die("no slot " + slot);
@@ -152,7 +154,8 @@ int cmd_wait_slot(const Args& a) {
             PQfinish(c);
             return 0;
         }
-        if (pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0) die("process " + std::to_string(pid) + " is gone");
+        if (pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0)
+            die("process " + std::to_string(pid) + " is gone");
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     die("timeout waiting for slot " + slot + " to reach " + a.get("lsn"));
@@ -176,7 +179,8 @@ void dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
 
 void set(rd_kafka_conf_t* conf, const char* k, const std::string& v) {
     char err[512];
-    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) die(std::string(k) + ": " + err);
+    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+        die(std::string(k) + ": " + err);
 }
 
 int cmd_poller(const Args& a) {
@@ -200,9 +204,9 @@ int cmd_poller(const Args& a) {
     if (!rk) die(std::string("rd_kafka_new: ") + err);
 
     PGconn* c = connect(dsn);
-    const std::string select_sql = "SELECT seq, id::text, aggregatetype, aggregateid, type, payload::text FROM " +
-                                   table + " ORDER BY seq LIMIT " + std::to_string(batch) +
-                                   " FOR UPDATE SKIP LOCKED";
+    const std::string select_sql =
+        "SELECT seq, id::text, aggregatetype, aggregateid, type, payload::text FROM " + table +
+        " ORDER BY seq LIMIT " + std::to_string(batch) + " FOR UPDATE SKIP LOCKED";
     long long total = 0;
     const auto t0 = Clock::now();
     std::map<std::string, rd_kafka_topic_t*> topics;
@@ -230,7 +234,8 @@ int cmd_poller(const Args& a) {
             for (;;) {
                 rd_kafka_resp_err_t e = rd_kafka_producev(
                     rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key, std::strlen(key)),
-                    RD_KAFKA_V_VALUE(const_cast<char*>(value), std::strlen(value)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_VALUE(const_cast<char*>(value), std::strlen(value)),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                     RD_KAFKA_V_HEADER("id", id, static_cast<ssize_t>(std::strlen(id))),
                     RD_KAFKA_V_HEADER("type", type, static_cast<ssize_t>(std::strlen(type))), RD_KAFKA_V_END);
                 if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
@@ -245,8 +250,8 @@ int cmd_poller(const Args& a) {
         if (st.failed > 0) die("delivery failed: " + st.first_error);
         if (st.delivered - before != n) die("not all deliveries acknowledged before the deadline");
         const char* params[1] = {seqs.c_str()};
-        PGresult* d = PQexecParams(c, ("DELETE FROM " + table + " WHERE seq = ANY($1::bigint[])").c_str(), 1, nullptr,
-                                   params, nullptr, nullptr, 0);
+        PGresult* d = PQexecParams(c, ("DELETE FROM " + table + " WHERE seq = ANY($1::bigint[])").c_str(), 1,
+                                   nullptr, params, nullptr, nullptr, 0);
         if (PQresultStatus(d) != PGRES_COMMAND_OK) die(std::string("delete: ") + PQerrorMessage(c));
         PQclear(d);
         PQclear(exec(c, "COMMIT"));
@@ -269,7 +274,8 @@ int cmd_live_load(const Args& a) {
     const std::string sql =
         "INSERT INTO public.outbox (id, aggregatetype, aggregateid, type, payload) "
         "SELECT gen_random_uuid(), $1, (floor(random()*1000))::int::text, 'OrderCreated', "
-        "jsonb_build_object('orderId', g, 'customerId', 'c-' || (g % 977), 'amount', 42.5, 'currency', 'EUR', "
+        "jsonb_build_object('orderId', g, 'customerId', 'c-' || (g % 977), 'amount', 42.5, 'currency', "
+        "'EUR', "
         "'status', 'CREATED', 'note', repeat('x', 100)) FROM generate_series(1, $2::int) g";
     PGresult* p = PQprepare(c, "ins", sql.c_str(), 2, nullptr);
     if (PQresultStatus(p) != PGRES_COMMAND_OK) die(std::string("prepare: ") + PQerrorMessage(c));
@@ -294,7 +300,8 @@ int cmd_live_load(const Args& a) {
         std::this_thread::sleep_until(next);
     }
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    std::printf("sent=%lld txns=%lld seconds=%.3f rate=%.0f\n", sent, txns, secs, static_cast<double>(sent) / secs);
+    std::printf("sent=%lld txns=%lld seconds=%.3f rate=%.0f\n", sent, txns, secs,
+                static_cast<double>(sent) / secs);
     PQfinish(c);
     return 0;
 }
@@ -305,8 +312,8 @@ std::int64_t parse_commit_time(const char* s, std::size_t n) {
     std::string t(s, n);
     std::tm tm{};
     int us = 0;
-    if (std::sscanf(t.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-                    &tm.tm_sec, &us) < 6)
+    if (std::sscanf(t.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                    &tm.tm_min, &tm.tm_sec, &us) < 6)
         return -1;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
@@ -315,12 +322,16 @@ std::int64_t parse_commit_time(const char* s, std::size_t n) {
 
 double quantile(std::vector<double>& v, double q) {
     if (v.empty()) return NAN;
-    const std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) - (q > 0 ? 1 : 0));
+    const std::size_t i =
+        std::min(v.size() - 1,
+                 static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) - (q > 0 ? 1 : 0));
     return v[i];
 }
 
 volatile std::sig_atomic_t g_term = 0;
-void on_term(int) { g_term = 1; }
+void on_term(int) {
+    g_term = 1;
+}
 
 int cmd_consume(const Args& a) {
     const std::string topic = a.get("topic");
@@ -344,7 +355,8 @@ int cmd_consume(const Args& a) {
         rd_kafka_topic_t* t = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
         const rd_kafka_metadata_t* md = nullptr;
         if (rd_kafka_metadata(rk, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) partitions = md->topics[0].partition_cnt;
+            if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                partitions = md->topics[0].partition_cnt;
             rd_kafka_metadata_destroy(md);
         }
         rd_kafka_topic_destroy(t);
@@ -394,9 +406,11 @@ int cmd_consume(const Args& a) {
     rd_kafka_destroy(rk);
     std::sort(append_ms.begin(), append_ms.end());
     std::sort(recv_ms.begin(), recv_ms.end());
-    std::printf("seen=%lld ts_p50_ms=%.2f ts_p99_ms=%.2f ts_max_ms=%.2f recv_p50_ms=%.2f recv_p99_ms=%.2f recv_max_ms=%.2f\n",
-                seen, quantile(append_ms, 0.5), quantile(append_ms, 0.99), append_ms.empty() ? NAN : append_ms.back(),
-                quantile(recv_ms, 0.5), quantile(recv_ms, 0.99), recv_ms.empty() ? NAN : recv_ms.back());
+    std::printf(
+        "seen=%lld ts_p50_ms=%.2f ts_p99_ms=%.2f ts_max_ms=%.2f recv_p50_ms=%.2f recv_p99_ms=%.2f "
+        "recv_max_ms=%.2f\n",
+        seen, quantile(append_ms, 0.5), quantile(append_ms, 0.99), append_ms.empty() ? NAN : append_ms.back(),
+        quantile(recv_ms, 0.5), quantile(recv_ms, 0.99), recv_ms.empty() ? NAN : recv_ms.back());
     return (expect > 0 && seen < expect) ? 1 : 0;
 }
 
@@ -416,7 +430,8 @@ int cmd_free_port() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 2) die("usage: outbox-bench wait-slot|poller|live-load|consume-latency|free-port [--key value]...");
+    if (argc < 2)
+        die("usage: outbox-bench wait-slot|poller|live-load|consume-latency|free-port [--key value]...");
     const std::string cmd = argv[1];
     const Args a = parse(argc, argv, 2);
     if (cmd == "wait-slot") return cmd_wait_slot(a);

@@ -28,7 +28,9 @@ void field(std::string& out, std::string_view name, std::int64_t value) {
     out += std::to_string(value);
 }
 
-void field(std::string& out, std::string_view name, Lsn value) { field(out, name, value.to_string()); }
+void field(std::string& out, std::string_view name, Lsn value) {
+    field(out, name, value.to_string());
+}
 
 void field_bool(std::string& out, std::string_view name, bool value) {
     key(out, name);
@@ -89,7 +91,8 @@ std::string message_to_json(const Message& message, const RelationCache& relatio
                 field(out, "final_lsn", m.final_lsn);
                 field(out, "commit_time_us", m.commit_time.unix_micros());
             } else if constexpr (std::is_same_v<T, Commit> || std::is_same_v<T, StreamCommit>) {
-                if constexpr (std::is_same_v<T, StreamCommit>) field(out, "xid", static_cast<std::int64_t>(m.xid.value()));
+                if constexpr (std::is_same_v<T, StreamCommit>)
+                    field(out, "xid", static_cast<std::int64_t>(m.xid.value()));
                 field(out, "commit_lsn", m.commit_lsn);
                 field(out, "end_lsn", m.end_lsn);
                 field(out, "commit_time_us", m.commit_time.unix_micros());

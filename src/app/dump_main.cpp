@@ -106,7 +106,8 @@ DumpOptions parse_args(int argc, char** argv) {
             const std::string v = value();
             char* end = nullptr;
             const long ms = std::strtol(v.c_str(), &end, 10);
-            if (end == v.c_str() || *end != '\0' || ms <= 0) usage_error("--status-interval needs milliseconds > 0");
+            if (end == v.c_str() || *end != '\0' || ms <= 0)
+                usage_error("--status-interval needs milliseconds > 0");
             o.replication.status_interval = std::chrono::milliseconds(ms);
         } else if (arg == "--keepalives") {
             o.keepalives = true;
@@ -128,7 +129,8 @@ void write_line(const std::string& line) {
 }
 
 void flush_stdout() {
-    if (std::fflush(stdout) != 0) throw Error(ErrorKind::Fatal, std::string("cannot write to stdout: ") + std::strerror(errno));
+    if (std::fflush(stdout) != 0)
+        throw Error(ErrorKind::Fatal, std::string("cannot write to stdout: ") + std::strerror(errno));
 }
 
 int run(const DumpOptions& options) {
@@ -142,8 +144,8 @@ int run(const DumpOptions& options) {
 
     pg::ReplicationStream stream(options.replication);
     stream.start();
-    std::fprintf(stderr, "outbox-relay-dump: streaming slot \"%s\" from %s\n", options.replication.slot.c_str(),
-                 stream.slot().confirmed_flush.to_string().c_str());
+    std::fprintf(stderr, "outbox-relay-dump: streaming slot \"%s\" from %s\n",
+                 options.replication.slot.c_str(), stream.slot().confirmed_flush.to_string().c_str());
 
     pgoutput::RelationCache relations;
     bool in_transaction = false;
@@ -200,8 +202,9 @@ int run(const DumpOptions& options) {
         const auto next = stream.service(now);
         const auto wait_ms =
             std::max<long>(0, std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1);
-        pollfd fds[2] = {{stream.socket(), static_cast<short>(POLLIN | (stream.wants_write() ? POLLOUT : 0)), 0},
-                         {sigfd, POLLIN, 0}};
+        pollfd fds[2] = {
+            {stream.socket(), static_cast<short>(POLLIN | (stream.wants_write() ? POLLOUT : 0)), 0},
+            {sigfd, POLLIN, 0}};
         if (::poll(fds, 2, static_cast<int>(std::min<long>(wait_ms, 60'000))) < 0 && errno != EINTR) {
             throw Error(ErrorKind::Fatal, std::string("poll failed: ") + std::strerror(errno));
         }
@@ -214,7 +217,8 @@ int run(const DumpOptions& options) {
     }
     flush_stdout();
     stream.finish();
-    std::fprintf(stderr, "outbox-relay-dump: stopped; confirmed %s\n", stream.confirmed().to_string().c_str());
+    std::fprintf(stderr, "outbox-relay-dump: stopped; confirmed %s\n",
+                 stream.confirmed().to_string().c_str());
     ::close(sigfd);
     return 0;
 }
@@ -226,8 +230,8 @@ int main(int argc, char** argv) {
     try {
         return run(options);
     } catch (const outbox::Error& e) {
-        std::fprintf(stderr, "outbox-relay-dump: %s error: %s\n", std::string(outbox::to_string(e.kind())).c_str(),
-                     e.what());
+        std::fprintf(stderr, "outbox-relay-dump: %s error: %s\n",
+                     std::string(outbox::to_string(e.kind())).c_str(), e.what());
         return outbox::exit_code(e.kind());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "outbox-relay-dump: error: %s\n", e.what());

@@ -50,7 +50,9 @@ public:
         line += "}\n";
         dest.append(line.data(), line.data() + line.size());
     }
-    [[nodiscard]] std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
+    [[nodiscard]] std::unique_ptr<spdlog::formatter> clone() const override {
+        return std::make_unique<JsonFormatter>();
+    }
 };
 
 }  // namespace
@@ -58,7 +60,8 @@ public:
 void setup_logging(const config::LogConfig& log) {
     auto logger = spdlog::default_logger();
     if (logger->name() != "outbox-relay") {
-        logger = std::make_shared<spdlog::logger>("outbox-relay", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+        logger = std::make_shared<spdlog::logger>("outbox-relay",
+                                                  std::make_shared<spdlog::sinks::stderr_sink_mt>());
         spdlog::set_default_logger(logger);
     }
     if (log.format == config::LogFormat::Json) {

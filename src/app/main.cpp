@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
         config = outbox::config::load_config_file(config_path);
         if (check_only) {
             (void)outbox::config::read_password(config.postgres);  // the file must be readable too
-            std::printf("%s\nconfiguration OK: %s\n", outbox::config::describe(config).c_str(), config_path.c_str());
+            std::printf("%s\nconfiguration OK: %s\n", outbox::config::describe(config).c_str(),
+                        config_path.c_str());
             return 0;
         }
     } catch (const outbox::Error& e) {

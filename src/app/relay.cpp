@@ -33,7 +33,8 @@ constexpr auto kNotReadingStatusInterval = 1s;
 constexpr const char* kSlotActiveSqlstate = "55006";
 
 std::int64_t unix_now_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
@@ -82,7 +83,8 @@ void record_from_message(const rd_kafka_message_t* m, Record& out) {
         const char* name = nullptr;
         const void* value = nullptr;
         std::size_t size = 0;
-        for (std::size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+        for (std::size_t i = 0;
+             rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
             std::optional<std::string_view> v;
             if (value != nullptr) v = std::string_view(static_cast<const char*>(value), size);
             out.headers.push_back({std::string_view(name), v});
@@ -104,11 +106,14 @@ std::uint64_t InflightSlots::acquire(const Slot& slot) {
 }
 
 InflightSlots::Slot& InflightSlots::at(std::uint64_t cookie) {
-    if (cookie == 0 || cookie > slots_.size()) throw Error(ErrorKind::Fatal, "delivery report for an unknown message");
+    if (cookie == 0 || cookie > slots_.size())
+        throw Error(ErrorKind::Fatal, "delivery report for an unknown message");
     return slots_[cookie - 1];
 }
 
-void InflightSlots::release(std::uint64_t cookie) { free_.push_back(static_cast<std::uint32_t>(cookie - 1)); }
+void InflightSlots::release(std::uint64_t cookie) {
+    free_.push_back(static_cast<std::uint32_t>(cookie - 1));
+}
 
 Relay::Relay(config::Config config, std::string config_path, int signal_fd)
     : config_(std::move(config)),
@@ -117,10 +122,13 @@ Relay::Relay(config::Config config, std::string config_path, int signal_fd)
       metrics_(kVersion),
       router_(config_.outbox) {
     if (config_.metrics.enabled) {
-        http_ = std::make_unique<metrics::HttpServer>(config_.metrics.host, config_.metrics.port, metrics_, health_);
-        spdlog::info("metrics on http://{}:{}/metrics (also /healthz, /readyz)", config_.metrics.host, http_->port());
+        http_ = std::make_unique<metrics::HttpServer>(config_.metrics.host, config_.metrics.port, metrics_,
+                                                      health_);
+        spdlog::info("metrics on http://{}:{}/metrics (also /healthz, /readyz)", config_.metrics.host,
+                     http_->port());
     }
-    health_.last_turn_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+    health_.last_turn_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
 }
 
 void Relay::reload() {
@@ -133,8 +141,8 @@ void Relay::reload() {
         fresh.log = old_log;
         fresh.origin = config_.origin;
         const bool others_changed = config::describe(fresh) != config::describe(config_);
-        spdlog::info("SIGHUP: reloaded {}: log level {}, format {}{}", config_path_, config::to_string(config_.log.level),
-                     config::to_string(config_.log.format),
+        spdlog::info("SIGHUP: reloaded {}: log level {}, format {}{}", config_path_,
+                     config::to_string(config_.log.level), config::to_string(config_.log.format),
                      others_changed ? "; other changed settings take effect after a restart" : "");
     } catch (const Error& e) {
         spdlog::error("SIGHUP: keeping the running configuration: {}", e.what());
@@ -150,7 +158,8 @@ prometheus::Counter& Relay::published_counter(const rd_kafka_message_t* message)
 }
 
 void Relay::update_gauges(Clock::time_point now) {
-    health_.last_turn_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    health_.last_turn_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
     notifier_.watchdog(now);
     const bool kafka_reachable = publisher_ && !publisher_->all_brokers_down();
     health_.kafka_reachable = kafka_reachable;
@@ -173,7 +182,8 @@ void Relay::poll_slot_status(Clock::time_point now) {
     try {
         if (!monitor_) {
             monitor_.emplace(pg::Connection::connect(config_.postgres.dsn, pg::ReplicationMode::None,
-                                                     config::read_password(config_.postgres), "outbox-relay-monitor"));
+                                                     config::read_password(config_.postgres),
+                                                     "outbox-relay-monitor"));
         }
         const auto rows = monitor_->query(
             "SELECT coalesce(wal_status, ''), safe_wal_size FROM pg_replication_slots WHERE slot_name = $1",
@@ -186,8 +196,10 @@ void Relay::poll_slot_status(Clock::time_point now) {
         metrics_.set_slot_wal_status(status);
         if (rows[0][1]) metrics_.slot_safe_wal_size_bytes.Set(std::stod(*rows[0][1]));
         if (status == "unreserved" || status == "lost") {
-            spdlog::warn("replication slot \"{}\" has wal_status = {}: WAL it needs is about to be or was removed "
-                         "(see docs/operations.md)", config_.postgres.slot, status);
+            spdlog::warn(
+                "replication slot \"{}\" has wal_status = {}: WAL it needs is about to be or was removed "
+                "(see docs/operations.md)",
+                config_.postgres.slot, status);
         }
     } catch (const std::exception& e) {
         // Monitoring only: the stream itself is unaffected. Reconnect on the next poll.
@@ -209,7 +221,8 @@ void Relay::check_signals() {
             continue;
         }
         if (stopping_) {
-            spdlog::warn("second signal ({}): exiting at once without waiting for Kafka", strsignal(static_cast<int>(info.ssi_signo)));
+            spdlog::warn("second signal ({}): exiting at once without waiting for Kafka",
+                         strsignal(static_cast<int>(info.ssi_signo)));
             std::_Exit(130);
         }
         spdlog::info("{}: finishing the current transaction, waiting for Kafka, confirming, then exiting",
@@ -251,7 +264,8 @@ int Relay::run() {
             if (server_error != nullptr && server_error->sqlstate() == kSlotActiveSqlstate && !stopping_) {
                 // Another instance holds the slot: wait as a standby and take over when it is released.
                 if (metrics_.standby.Value() == 0) {
-                    spdlog::info("standby: {}; retrying every {} s", e.what(), std::chrono::seconds(kStandbyRetry).count());
+                    spdlog::info("standby: {}; retrying every {} s", e.what(),
+                                 std::chrono::seconds(kStandbyRetry).count());
                     notifier_.status("standby: replication slot is active in another instance");
                 }
                 metrics_.standby.Set(1);
@@ -259,7 +273,8 @@ int Relay::run() {
                 if (!wait_backoff(kStandbyRetry)) return 0;
                 continue;
             }
-            metrics_.reconnects(dynamic_cast<const KafkaFailure*>(&e) != nullptr ? "kafka" : "postgres").Increment();
+            metrics_.reconnects(dynamic_cast<const KafkaFailure*>(&e) != nullptr ? "kafka" : "postgres")
+                .Increment();
             if (e.kind() != ErrorKind::Transient) {
                 spdlog::critical("{} error: {}", to_string(e.kind()), e.what());
                 return exit_code(e.kind());
@@ -270,9 +285,11 @@ int Relay::run() {
             }
             if (session_made_progress_) backoff = std::chrono::milliseconds(kBackoffInitial);
             // Decorrelated jitter: spread reconnects of many relays, never hammer a sick server.
-            std::uniform_int_distribution<long> dist(kBackoffInitial.count(), std::max<long>(kBackoffInitial.count(), backoff.count() * 3));
+            std::uniform_int_distribution<long> dist(
+                kBackoffInitial.count(), std::max<long>(kBackoffInitial.count(), backoff.count() * 3));
             backoff = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(dist(rng)), kBackoffMax);
-            spdlog::error("{}; restarting from the slot's confirmed position in {} ms", e.what(), backoff.count());
+            spdlog::error("{}; restarting from the slot's confirmed position in {} ms", e.what(),
+                          backoff.count());
             notifier_.status("reconnecting: " + std::string(e.what()));
             if (!wait_backoff(backoff)) return 0;
         }
@@ -299,23 +316,26 @@ Relay::SessionEnd Relay::run_session() {
     const Lsn previously_confirmed = stats_.confirmed;
     if (previously_confirmed != Lsn() &&
         (stream_->slot().created || stream_->slot().confirmed_flush > previously_confirmed)) {
-        spdlog::error("replication slot \"{}\" {} at {}, ahead of what this relay confirmed ({}): it was dropped and "
-                      "recreated or advanced by someone else; events committed in between were NOT published",
-                      config_.postgres.slot, stream_->slot().created ? "was recreated by this relay" : "now starts",
-                      stream_->slot().confirmed_flush.to_string(), previously_confirmed.to_string());
+        spdlog::error(
+            "replication slot \"{}\" {} at {}, ahead of what this relay confirmed ({}): it was dropped and "
+            "recreated or advanced by someone else; events committed in between were NOT published",
+            config_.postgres.slot, stream_->slot().created ? "was recreated by this relay" : "now starts",
+            stream_->slot().confirmed_flush.to_string(), previously_confirmed.to_string());
     }
     stats_.confirmed = stream_->slot().confirmed_flush;
     published_counters_.clear();
     wal_bytes_counted_ = 0;
     next_slot_poll_ = {};
-    if (metrics_.standby.Value() != 0) spdlog::info("standby: the slot was released; this instance takes over");
+    if (metrics_.standby.Value() != 0)
+        spdlog::info("standby: the slot was released; this instance takes over");
     metrics_.standby.Set(0);
     metrics_.postgres_connected.Set(1);
     health_.streaming = true;
     notifier_.ready();
     spdlog::info("streaming from slot \"{}\" at {}{} (publication \"{}\", Kafka {})", config_.postgres.slot,
-                 stream_->slot().confirmed_flush.to_string(), stream_->slot().created ? " (slot created)" : "",
-                 config_.postgres.publication, config_.kafka.bootstrap_servers);
+                 stream_->slot().confirmed_flush.to_string(),
+                 stream_->slot().created ? " (slot created)" : "", config_.postgres.publication,
+                 config_.kafka.bootstrap_servers);
 
     const auto deliver = [this](const kafka::Delivery& d) { on_delivery(d); };
     std::optional<Clock::time_point> drain_deadline;
@@ -323,14 +343,16 @@ Relay::SessionEnd Relay::run_session() {
     while (true) {
         check_signals();  // also under continuous load, when poll() is skipped
         publisher_->serve(deliver);
-        if (publisher_->fatal_error()) throw KafkaFailure("Kafka producer fatal error: " + *publisher_->fatal_error());
+        if (publisher_->fatal_error())
+            throw KafkaFailure("Kafka producer fatal error: " + *publisher_->fatal_error());
         if (session_failure_) throw KafkaFailure(*session_failure_);
         if (auto err = publisher_->take_last_error()) spdlog::warn("kafka: {}", *err);
 
         // Read while there is room; when stopping, only to the end of the open transaction,
         // so that everything received is confirmable and a restart repeats nothing.
         read_something = false;
-        for (int n = 0; n < 4096 && !backpressured() && !stop_error_ && (!stopping_ || ledger_->in_transaction()); ++n) {
+        for (int n = 0;
+             n < 4096 && !backpressured() && !stop_error_ && (!stopping_ || ledger_->in_transaction()); ++n) {
             auto frame = stream_->read_frame();
             if (!frame) break;
             read_something = true;
@@ -357,9 +379,10 @@ Relay::SessionEnd Relay::run_session() {
             const std::uint64_t unacknowledged = ledger_->pending_events() - poisoned_events_;
             if (unacknowledged == 0 || now >= *drain_deadline) {
                 if (unacknowledged != 0) {
-                    spdlog::warn("{} events still unacknowledged after {} s; they are not confirmed and will be "
-                                 "sent again on the next start",
-                                 unacknowledged, kShutdownDrainTimeout.count());
+                    spdlog::warn(
+                        "{} events still unacknowledged after {} s; they are not confirmed and will be "
+                        "sent again on the next start",
+                        unacknowledged, kShutdownDrainTimeout.count());
                 }
                 stream_->confirm(ledger_->confirmable());
                 stats_.confirmed = ledger_->confirmable();
@@ -369,8 +392,9 @@ Relay::SessionEnd Relay::run_session() {
                 stream_.reset();
                 publisher_.reset();
                 if (stop_error_) {
-                    spdlog::critical("stopped by on_invalid: stop: {}; confirmed {} (nothing past the bad row)",
-                                     *stop_error_, stats_.confirmed.to_string());
+                    spdlog::critical(
+                        "stopped by on_invalid: stop: {}; confirmed {} (nothing past the bad row)",
+                        *stop_error_, stats_.confirmed.to_string());
                     return SessionEnd::Stopped;
                 }
                 return SessionEnd::Shutdown;
@@ -382,7 +406,8 @@ Relay::SessionEnd Relay::run_session() {
         // Not reading: keepalives asking for a reply go unseen, so answer on a short timer.
         if (!want_read) stream_->keep_alive(now, kNotReadingStatusInterval);
         pollfd fds[3] = {
-            {stream_->socket(), static_cast<short>((want_read ? POLLIN : 0) | (stream_->wants_write() ? POLLOUT : 0)), 0},
+            {stream_->socket(),
+             static_cast<short>((want_read ? POLLIN : 0) | (stream_->wants_write() ? POLLOUT : 0)), 0},
             {publisher_->wakeup_fd(), POLLIN, 0},
             {signal_fd_, POLLIN, 0},
         };
@@ -451,24 +476,25 @@ void Relay::publish(const Record& record, bool dead_letter) {
                 continue;
             }
             case kafka::ProduceStatus::Permanent:
-                reject(Rejection{r.error == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? "too_large" : "rejected_by_kafka",
+                reject(Rejection{r.error == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? "too_large"
+                                                                                 : "rejected_by_kafka",
                                  "Kafka refused the record for topic \"" + record.topic + "\": " + r.message},
                        &record, nullptr, nullptr, cookie);
                 return;
-            case kafka::ProduceStatus::Failed:
-                throw KafkaFailure("cannot produce to Kafka: " + r.message);
+            case kafka::ProduceStatus::Failed: throw KafkaFailure("cannot produce to Kafka: " + r.message);
         }
     }
 }
 
-void Relay::reject(const Rejection& rejection, const Record* original_record, const pgoutput::RelationInfo* relation,
-                   const pgoutput::Tuple* tuple, std::uint64_t cookie) {
+void Relay::reject(const Rejection& rejection, const Record* original_record,
+                   const pgoutput::RelationInfo* relation, const pgoutput::Tuple* tuple,
+                   std::uint64_t cookie) {
     // `cookie` != 0: the event is already counted in the ledger and the slots; it is either
     // replaced by its dead-letter copy or stays pending forever (stop), so nothing is confirmed past it.
     const std::string where = commit_.commit_lsn.to_string();
     if (config_.outbox.on_invalid == config::OnInvalid::Stop) {
-        spdlog::error("outbox event in transaction {} (commit {}) rejected ({}): {}", commit_.xid.value(), where,
-                      rejection.code, rejection.detail);
+        spdlog::error("outbox event in transaction {} (commit {}) rejected ({}): {}", commit_.xid.value(),
+                      where, rejection.code, rejection.detail);
         if (!stop_error_) stop_error_ = std::string(rejection.code) + ": " + rejection.detail;
         // The event stays pending for good: its transaction never becomes confirmable.
         if (cookie == 0) {
@@ -483,7 +509,8 @@ void Relay::reject(const Rejection& rejection, const Record* original_record, co
                                           "); stopping rather than losing it");
     }
     spdlog::warn("outbox event in transaction {} (commit {}) sent to dead-letter topic \"{}\" ({}): {}",
-                 commit_.xid.value(), where, config_.outbox.dead_letter_topic, rejection.code, rejection.detail);
+                 commit_.xid.value(), where, config_.outbox.dead_letter_topic, rejection.code,
+                 rejection.detail);
     ++stats_.events_dead_lettered;
     metrics_.dead_lettered(rejection.code).Increment();
     if (original_record != nullptr) {
@@ -512,7 +539,8 @@ void Relay::on_delivery(const kafka::Delivery& d) {
                 ++stats_.events_published;
                 published_counter(d.message).Increment();
                 metrics_.commit_to_ack_seconds.Observe(
-                    static_cast<double>(std::max<std::int64_t>(0, unix_now_us() - slot.commit_time_us)) / 1e6);
+                    static_cast<double>(std::max<std::int64_t>(0, unix_now_us() - slot.commit_time_us)) /
+                    1e6);
             }
             inflight_bytes_ -= std::min(inflight_bytes_, slot.bytes);
             session_made_progress_ = true;
@@ -524,9 +552,11 @@ void Relay::on_delivery(const kafka::Delivery& d) {
             record_from_message(d.message, refused);
             const relay::TxnTicket saved_ticket = ticket_;
             ticket_ = slot.ticket;
-            reject(Rejection{d.error == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? "too_large" : "rejected_by_kafka",
-                             "Kafka refused the record for topic \"" + refused.topic + "\": " + std::string(d.error_text)},
-                   &refused, nullptr, nullptr, d.cookie);
+            reject(
+                Rejection{d.error == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? "too_large" : "rejected_by_kafka",
+                          "Kafka refused the record for topic \"" + refused.topic +
+                              "\": " + std::string(d.error_text)},
+                &refused, nullptr, nullptr, d.cookie);
             ticket_ = saved_ticket;
             return;
         }
@@ -550,11 +580,13 @@ void Relay::log_progress(bool force) {
     const double rate = last_progress_ == Clock::time_point{} || secs <= 0
                             ? 0.0
                             : static_cast<double>(stats_.events_published - last_progress_events_) / secs;
-    spdlog::info("published {} events ({:.0f}/s), {} dead-lettered, {} transactions; confirmed {}, lag {} bytes",
-                 stats_.events_published, rate, stats_.events_dead_lettered, stats_.transactions,
-                 stats_.confirmed.to_string(), bytes_between(stats_.confirmed, stats_.server_wal_end));
-    notifier_.status(fmt::format("streaming; {} events published ({:.0f}/s); lag {} bytes", stats_.events_published,
-                                 rate, bytes_between(stats_.confirmed, stats_.server_wal_end)));
+    spdlog::info(
+        "published {} events ({:.0f}/s), {} dead-lettered, {} transactions; confirmed {}, lag {} bytes",
+        stats_.events_published, rate, stats_.events_dead_lettered, stats_.transactions,
+        stats_.confirmed.to_string(), bytes_between(stats_.confirmed, stats_.server_wal_end));
+    notifier_.status(fmt::format("streaming; {} events published ({:.0f}/s); lag {} bytes",
+                                 stats_.events_published, rate,
+                                 bytes_between(stats_.confirmed, stats_.server_wal_end)));
     last_progress_ = now;
     last_progress_events_ = stats_.events_published;
 }

@@ -2,8 +2,8 @@
 
 #include <chrono>
 #include <cstdint>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -105,9 +105,10 @@ private:
     Record dead_letter_record_;
     std::optional<std::string> session_failure_;  // set by a delivery report: restart
     std::optional<std::string> stop_error_;       // on_invalid: stop was triggered
-    std::uint64_t poisoned_events_ = 0;            // held pending forever by on_invalid: stop
+    std::uint64_t poisoned_events_ = 0;           // held pending forever by on_invalid: stop
     bool stopping_ = false;
-    bool session_made_progress_ = false;  // some event was acknowledged: the next failure backs off from scratch
+    bool session_made_progress_ =
+        false;  // some event was acknowledged: the next failure backs off from scratch
     std::optional<pg::Connection> monitor_;  // normal connection: pg_replication_slots
     std::chrono::steady_clock::time_point next_slot_poll_{};
     std::unordered_map<const rd_kafka_topic_t*, prometheus::Counter*> published_counters_;

@@ -25,7 +25,9 @@ void ServiceNotifier::ready() {
     ready_sent_ = true;
 }
 
-void ServiceNotifier::stopping() { send("STOPPING=1"); }
+void ServiceNotifier::stopping() {
+    send("STOPPING=1");
+}
 
 void ServiceNotifier::reloading() {
     // systemd 253+ also wants MONOTONIC_USEC; older versions ignore it.
@@ -35,7 +37,9 @@ void ServiceNotifier::reloading() {
     send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(usec));
 }
 
-void ServiceNotifier::status(const std::string& text) { send("STATUS=" + text); }
+void ServiceNotifier::status(const std::string& text) {
+    send("STATUS=" + text);
+}
 
 void ServiceNotifier::watchdog(std::chrono::steady_clock::time_point now) {
     if (!watchdog_interval_) return;
@@ -47,7 +51,8 @@ void ServiceNotifier::watchdog(std::chrono::steady_clock::time_point now) {
 
 std::optional<std::chrono::steady_clock::time_point> ServiceNotifier::next_watchdog() const {
     if (!watchdog_interval_) return std::nullopt;
-    return last_watchdog_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(*watchdog_interval_ / 2);
+    return last_watchdog_ +
+           std::chrono::duration_cast<std::chrono::steady_clock::duration>(*watchdog_interval_ / 2);
 }
 
 }  // namespace outbox::app

@@ -11,10 +11,14 @@ std::optional<std::uint32_t> parse_hex32(std::string_view text) noexcept {
     std::uint32_t value = 0;
     for (char c : text) {
         std::uint32_t digit = 0;
-        if (c >= '0' && c <= '9') digit = static_cast<std::uint32_t>(c - '0');
-        else if (c >= 'a' && c <= 'f') digit = static_cast<std::uint32_t>(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') digit = static_cast<std::uint32_t>(c - 'A' + 10);
-        else return std::nullopt;
+        if (c >= '0' && c <= '9')
+            digit = static_cast<std::uint32_t>(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            digit = static_cast<std::uint32_t>(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            digit = static_cast<std::uint32_t>(c - 'A' + 10);
+        else
+            return std::nullopt;
         value = (value << 4) | digit;
     }
     return value;
@@ -38,6 +42,8 @@ std::string Lsn::to_string() const {
     return buf;
 }
 
-std::ostream& operator<<(std::ostream& out, Lsn lsn) { return out << lsn.to_string(); }
+std::ostream& operator<<(std::ostream& out, Lsn lsn) {
+    return out << lsn.to_string();
+}
 
 }  // namespace outbox

@@ -110,8 +110,9 @@ ProduceResult Publisher::produce(const Record& record, std::uint64_t cookie) {
     void* value = record.value ? const_cast<char*>(record.value->data()) : nullptr;  // copied (F_COPY)
     const std::size_t value_len = record.value ? record.value->size() : 0;
     const rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_, RD_KAFKA_V_TOPIC(record.topic.c_str()), RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, value_len),
-        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        rk_, RD_KAFKA_V_TOPIC(record.topic.c_str()), RD_KAFKA_V_KEY(key, key_len),
+        RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_HEADERS(headers),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<std::uintptr_t>(cookie))), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
     rd_kafka_headers_destroy(headers);  // not taken over on failure
@@ -144,7 +145,9 @@ std::optional<std::string> Publisher::take_last_error() {
     return e;
 }
 
-int Publisher::outstanding() const noexcept { return rd_kafka_outq_len(rk_); }
+int Publisher::outstanding() const noexcept {
+    return rd_kafka_outq_len(rk_);
+}
 
 void Publisher::on_delivery_report(rd_kafka_t* /*rk*/, const rd_kafka_message_t* message, void* opaque) {
     auto* self = static_cast<Publisher*>(opaque);
@@ -174,8 +177,10 @@ void Publisher::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaq
 
 void Publisher::on_log(const rd_kafka_t* /*rk*/, int level, const char* facility, const char* message) {
     // librdkafka's syslog levels; its threads call this, spdlog's loggers are thread-safe.
-    const auto lvl = level <= 3 ? spdlog::level::err : level <= 4 ? spdlog::level::warn
-                   : level <= 6 ? spdlog::level::info : spdlog::level::debug;
+    const auto lvl = level <= 3   ? spdlog::level::err
+                     : level <= 4 ? spdlog::level::warn
+                     : level <= 6 ? spdlog::level::info
+                                  : spdlog::level::debug;
     spdlog::log(lvl, "kafka {}: {}", facility, message);
 }
 

@@ -23,12 +23,12 @@ void respond(mg_connection* conn, int status, const char* content_type, const st
 }
 
 std::int64_t steady_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
         .count();
 }
 
 }  // namespace
-
 
 struct HttpServer::Handlers {
     struct Metrics final : CivetHandler {
@@ -46,7 +46,8 @@ struct HttpServer::Handlers {
             if (idle < kStuckAfterMs) {
                 respond(conn, 200, "text/plain", "ok\n");
             } else {
-                respond(conn, 503, "text/plain", "event loop has not turned for " + std::to_string(idle / 1000) + " s\n");
+                respond(conn, 503, "text/plain",
+                        "event loop has not turned for " + std::to_string(idle / 1000) + " s\n");
             }
             return true;
         }
@@ -72,7 +73,8 @@ struct HttpServer::Handlers {
     Readyz readyz;
 };
 
-HttpServer::HttpServer(const std::string& host, std::uint16_t port, RelayMetrics& metrics, const HealthState& health)
+HttpServer::HttpServer(const std::string& host, std::uint16_t port, RelayMetrics& metrics,
+                       const HealthState& health)
     : handlers_(std::make_unique<Handlers>()) {
     handlers_->metrics.metrics = &metrics;
     handlers_->healthz.health = &health;
@@ -80,8 +82,8 @@ HttpServer::HttpServer(const std::string& host, std::uint16_t port, RelayMetrics
     const bool v6 = host.find(':') != std::string::npos;
     const std::string listen = (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
     try {
-        server_ = std::make_unique<CivetServer>(
-            std::vector<std::string>{"listening_ports", listen, "num_threads", "2", "enable_keep_alive", "no"});
+        server_ = std::make_unique<CivetServer>(std::vector<std::string>{
+            "listening_ports", listen, "num_threads", "2", "enable_keep_alive", "no"});
     } catch (const CivetException& e) {
         throw Error(ErrorKind::Config, "metrics.listen: cannot listen on " + listen + ": " + e.what());
     }

@@ -63,13 +63,13 @@ RelayMetrics::RelayMetrics(const std::string& version)
                                          "before the slot is in danger of being invalidated.")
                                    .Register(*registry_)
                                    .Add({})),
-      commit_to_ack_seconds(prometheus::BuildHistogram()
-                                .Name("outbox_relay_commit_to_ack_seconds")
-                                .Help("Time from the transaction's commit to Kafka's acknowledgement of an event.")
-                                .Register(*registry_)
-                                .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                                                 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-                                                                                 10, 30, 60, 300})),
+      commit_to_ack_seconds(
+          prometheus::BuildHistogram()
+              .Name("outbox_relay_commit_to_ack_seconds")
+              .Help("Time from the transaction's commit to Kafka's acknowledgement of an event.")
+              .Register(*registry_)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                               0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300})),
       postgres_connected(prometheus::BuildGauge()
                              .Name("outbox_relay_postgres_connected")
                              .Help("1 while the replication stream from PostgreSQL is up.")
@@ -107,7 +107,8 @@ RelayMetrics::RelayMetrics(const std::string& version)
         .Register(*registry_)
         .Add({{"version", version}})
         .Set(1);
-    for (const char* status : {"reserved", "extended", "unreserved", "lost"}) slot_status_family_.Add({{"status", status}});
+    for (const char* status : {"reserved", "extended", "unreserved", "lost"})
+        slot_status_family_.Add({{"status", status}});
     // Known labels start at 0 so rate() and alerts see them before the first increment.
     for (const char* target : {"postgres", "kafka"}) (void)reconnects(target);
 }

@@ -14,19 +14,22 @@ struct ColumnRef {
 };
 
 // Finds the column named `name`; nullptr value when the relation has no such column.
-ColumnRef find_column(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple, std::string_view name) {
+ColumnRef find_column(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
+                      std::string_view name) {
     const auto index = relation.column_index(name);
     if (!index || *index >= tuple.columns.size()) return {};
     return {&tuple.columns[*index], relation.columns[*index].type_oid};
 }
 
 // Reads a column used for routing; a rejection when it is missing, NULL, unsent or empty.
-std::optional<std::string_view> routing_value(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
-                                              std::string_view role, std::string_view column, Rejection& rejection) {
+std::optional<std::string_view> routing_value(const pgoutput::RelationInfo& relation,
+                                              const pgoutput::Tuple& tuple, std::string_view role,
+                                              std::string_view column, Rejection& rejection) {
     const ColumnRef ref = find_column(relation, tuple, column);
     if (ref.value == nullptr) {
         rejection = {"missing_column", "column \"" + std::string(column) + "\" (" + std::string(role) +
-                                           ") is not in table " + relation.namespace_name + "." + relation.name};
+                                           ") is not in table " + relation.namespace_name + "." +
+                                           relation.name};
         return std::nullopt;
     }
     switch (ref.value->kind) {
@@ -125,8 +128,9 @@ RouteOutcome OutboxRouter::route(const pgoutput::RelationInfo& relation, const p
         record.topic += *part;
     }
     if (!is_valid_topic_name(record.topic)) {
-        rejection = {"invalid_topic", "topic name \"" + record.topic +
-                                          "\" is not a valid Kafka topic (1-249 characters of a-z A-Z 0-9 . _ -)"};
+        rejection = {"invalid_topic",
+                     "topic name \"" + record.topic +
+                         "\" is not a valid Kafka topic (1-249 characters of a-z A-Z 0-9 . _ -)"};
         return RouteOutcome::Rejected;
     }
     record.topic_complete = true;
@@ -183,8 +187,8 @@ RouteOutcome OutboxRouter::route(const pgoutput::RelationInfo& relation, const p
 }
 
 void OutboxRouter::dead_letter_for_row(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
-                                       const CommitInfo& commit, const Rejection& rejection, const Record& attempted,
-                                       Record& out) const {
+                                       const CommitInfo& commit, const Rejection& rejection,
+                                       const Record& attempted, Record& out) const {
     reset(out);
     out.topic = config_.dead_letter_topic;
     const auto& roles = config_.columns;
@@ -216,7 +220,8 @@ void OutboxRouter::dead_letter_for_row(const pgoutput::RelationInfo& relation, c
     add_commit_headers(out);
 }
 
-void OutboxRouter::dead_letter_for_record(const Record& original, const Rejection& rejection, Record& out) const {
+void OutboxRouter::dead_letter_for_record(const Record& original, const Rejection& rejection,
+                                          Record& out) const {
     reset(out);
     out.topic = config_.dead_letter_topic;
     out.key = original.key;
@@ -235,8 +240,8 @@ void OutboxRouter::dead_letter_for_record(const Record& original, const Rejectio
 bool is_valid_topic_name(std::string_view name) noexcept {
     if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
     for (char c : name) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                        c == '_' || c == '-';
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                        c == '.' || c == '_' || c == '-';
         if (!ok) return false;
     }
     return true;

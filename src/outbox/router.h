@@ -15,7 +15,7 @@ namespace outbox {
 
 // What the router needs to know about the transaction a row belongs to.
 struct CommitInfo {
-    Lsn commit_lsn;                     // Begin.final_lsn: the commit record of the transaction
+    Lsn commit_lsn;  // Begin.final_lsn: the commit record of the transaction
     Xid xid;
     std::int64_t commit_time_unix_us = 0;
 
@@ -60,9 +60,9 @@ struct Rejection {
 };
 
 enum class RouteOutcome {
-    Routed,    // `record` holds the event
-    Rejected,  // `rejection` says why; the dead-letter policy applies
-    NotOutbox, // the row is from a table that is not an outbox table: not an event
+    Routed,     // `record` holds the event
+    Rejected,   // `rejection` says why; the dead-letter policy applies
+    NotOutbox,  // the row is from a table that is not an outbox table: not an event
 };
 
 // Maps outbox rows to Kafka records (DESIGN: "outbox::Router PURE"). The topic comes from

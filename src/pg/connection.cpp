@@ -73,16 +73,18 @@ ResultHandle Connection::check(PGresult* res, std::string_view what) {
     ErrorKind kind = sqlstate.empty() ? ErrorKind::Transient : classify_sqlstate(sqlstate);
     if (sqlstate.empty() && PQstatus(conn_.get()) == CONNECTION_OK) kind = ErrorKind::Fatal;
     const std::string prefix = what.empty() ? std::string("query failed") : std::string(what);
-    throw ServerError(kind, fmt::format("{}: {}{}", prefix, message,
-                                        sqlstate.empty() ? "" : " (SQLSTATE " + sqlstate + ")"),
-                      sqlstate);
+    throw ServerError(
+        kind,
+        fmt::format("{}: {}{}", prefix, message, sqlstate.empty() ? "" : " (SQLSTATE " + sqlstate + ")"),
+        sqlstate);
 }
 
 ResultHandle Connection::exec(const std::string& sql, std::string_view what) {
     return check(PQexec(conn_.get(), sql.c_str()), what);
 }
 
-ResultHandle Connection::exec_params(const std::string& sql, const std::vector<std::optional<std::string>>& params,
+ResultHandle Connection::exec_params(const std::string& sql,
+                                     const std::vector<std::optional<std::string>>& params,
                                      std::string_view what) {
     std::vector<const char*> values;
     values.reserve(params.size());
@@ -92,7 +94,8 @@ ResultHandle Connection::exec_params(const std::string& sql, const std::vector<s
                  what);
 }
 
-std::vector<Row> Connection::query(const std::string& sql, const std::vector<std::optional<std::string>>& params) {
+std::vector<Row> Connection::query(const std::string& sql,
+                                   const std::vector<std::optional<std::string>>& params) {
     ResultHandle res = params.empty() ? exec(sql) : exec_params(sql, params);
     std::vector<Row> rows;
     const int n = PQntuples(res.get());

@@ -65,7 +65,8 @@ public:
     // Runs a query with text parameters ($1, $2, ...), never interpolated into the SQL.
     ResultHandle exec_params(const std::string& sql, const std::vector<std::optional<std::string>>& params,
                              std::string_view what = {});
-    std::vector<Row> query(const std::string& sql, const std::vector<std::optional<std::string>>& params = {});
+    std::vector<Row> query(const std::string& sql,
+                           const std::vector<std::optional<std::string>>& params = {});
     // First column of the first row; nullopt when there is no row or the value is NULL.
     std::optional<std::string> query_value(const std::string& sql,
                                            const std::vector<std::optional<std::string>>& params = {});

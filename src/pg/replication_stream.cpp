@@ -2,8 +2,8 @@
 
 #include <poll.h>
 
-#include <algorithm>
 #include <fmt/format.h>
+#include <algorithm>
 
 namespace outbox::pg {
 namespace {
@@ -17,7 +17,8 @@ std::int64_t pg_now_micros() {
 Lsn parse_lsn_or_throw(const std::optional<std::string>& text, std::string_view what) {
     if (!text) return Lsn();
     const auto lsn = Lsn::parse(*text);
-    if (!lsn) throw Error(ErrorKind::Protocol, fmt::format("server sent an invalid LSN for {}: {}", what, *text));
+    if (!lsn)
+        throw Error(ErrorKind::Protocol, fmt::format("server sent an invalid LSN for {}: {}", what, *text));
     return *lsn;
 }
 
@@ -33,10 +34,11 @@ std::string table_list(const std::vector<TableName>& tables) {
 void require_logical_wal_level(Connection& conn) {
     const auto level = conn.query_value("SHOW wal_level");
     if (level != "logical") {
-        throw Error(ErrorKind::Config,
-                    fmt::format("PostgreSQL has wal_level = {}; logical replication needs wal_level = logical "
-                                "(ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)",
-                                level.value_or("?")));
+        throw Error(
+            ErrorKind::Config,
+            fmt::format("PostgreSQL has wal_level = {}; logical replication needs wal_level = logical "
+                        "(ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)",
+                        level.value_or("?")));
     }
 }
 
@@ -46,9 +48,11 @@ void require_tables(Connection& conn, const std::vector<TableName>& tables) {
             "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = $1 AND c.relname = $2",
             {t.schema, t.name});
-        if (!found) throw Error(ErrorKind::Config, fmt::format("outbox table {} does not exist", t.qualified()));
+        if (!found)
+            throw Error(ErrorKind::Config, fmt::format("outbox table {} does not exist", t.qualified()));
         if (*found != "r" && *found != "p") {
-            throw Error(ErrorKind::Config, fmt::format("outbox table {} is not a table (relkind {})", t.qualified(), *found));
+            throw Error(ErrorKind::Config,
+                        fmt::format("outbox table {} is not a table (relkind {})", t.qualified(), *found));
         }
     }
 }
@@ -58,13 +62,14 @@ void prepare_publication(Connection& conn, const ReplicationOptions& options) {
     auto rows = conn.query("SELECT pubinsert, puballtables FROM pg_publication WHERE pubname = $1",
                            {options.publication});
     if (rows.empty()) {
-        const std::string create = fmt::format("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert')", pub,
-                                               table_list(options.tables));
+        const std::string create = fmt::format("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert')",
+                                               pub, table_list(options.tables));
         if (!options.create_publication) {
-            throw Error(ErrorKind::Config,
-                        fmt::format("publication \"{}\" does not exist (postgres.create_publication is false); "
-                                    "create it as the owner of the outbox table: {};",
-                                    options.publication, create));
+            throw Error(
+                ErrorKind::Config,
+                fmt::format("publication \"{}\" does not exist (postgres.create_publication is false); "
+                            "create it as the owner of the outbox table: {};",
+                            options.publication, create));
         }
         conn.exec(create, fmt::format("cannot create publication \"{}\"", options.publication));
         rows = conn.query("SELECT pubinsert, puballtables FROM pg_publication WHERE pubname = $1",
@@ -88,10 +93,11 @@ void prepare_publication(Connection& conn, const ReplicationOptions& options) {
     if (!missing.empty()) {
         std::string list;
         for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
-        throw Error(ErrorKind::Config,
-                    fmt::format("publication \"{}\" does not include outbox table(s) {}; fix: ALTER PUBLICATION {} "
-                                "ADD TABLE {};",
-                                options.publication, list, pub, list));
+        throw Error(
+            ErrorKind::Config,
+            fmt::format("publication \"{}\" does not include outbox table(s) {}; fix: ALTER PUBLICATION {} "
+                        "ADD TABLE {};",
+                        options.publication, list, pub, list));
     }
 }
 
@@ -104,7 +110,6 @@ std::vector<Row> query_slot(Connection& conn, const std::string& slot) {
 }
 
 }  // namespace
-
 
 SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOptions& options) {
     require_logical_wal_level(conn);
@@ -126,29 +131,33 @@ SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOption
                          fmt::format("cannot create replication slot \"{}\"", options.slot));
         state.created = true;
         rows = query_slot(conn, options.slot);
-        if (rows.empty()) throw Error(ErrorKind::Fatal, "replication slot vanished right after it was created");
+        if (rows.empty())
+            throw Error(ErrorKind::Fatal, "replication slot vanished right after it was created");
     }
     const Row& r = rows[0];
     if (r[1] != "logical" || r[0] != "pgoutput") {
-        throw Error(ErrorKind::Config,
-                    fmt::format("replication slot \"{}\" is a {} slot with plugin {}; outbox-relay needs a logical "
-                                "slot with plugin pgoutput",
-                                options.slot, r[1].value_or("?"), r[0].value_or("none")));
+        throw Error(
+            ErrorKind::Config,
+            fmt::format("replication slot \"{}\" is a {} slot with plugin {}; outbox-relay needs a logical "
+                        "slot with plugin pgoutput",
+                        options.slot, r[1].value_or("?"), r[0].value_or("none")));
     }
     if (r[6] != "t") {
-        throw Error(ErrorKind::Config,
-                    fmt::format("replication slot \"{}\" belongs to database \"{}\", not the one in postgres.dsn",
-                                options.slot, r[2].value_or("?")));
+        throw Error(
+            ErrorKind::Config,
+            fmt::format("replication slot \"{}\" belongs to database \"{}\", not the one in postgres.dsn",
+                        options.slot, r[2].value_or("?")));
     }
     state.confirmed_flush = parse_lsn_or_throw(r[3], "confirmed_flush_lsn");
     state.restart_lsn = parse_lsn_or_throw(r[4], "restart_lsn");
     state.wal_status = r[5].value_or("");
     if (state.wal_status == "lost") {
-        throw Error(ErrorKind::Config,
-                    fmt::format("replication slot \"{}\" was invalidated (wal_status = lost): PostgreSQL removed WAL "
-                                "it still needed, so events in that WAL can no longer be read. outbox-relay will not "
-                                "recreate the slot by itself; see docs/operations.md, \"The slot was invalidated\"",
-                                options.slot));
+        throw Error(
+            ErrorKind::Config,
+            fmt::format("replication slot \"{}\" was invalidated (wal_status = lost): PostgreSQL removed WAL "
+                        "it still needed, so events in that WAL can no longer be read. outbox-relay will not "
+                        "recreate the slot by itself; see docs/operations.md, \"The slot was invalidated\"",
+                        options.slot));
     }
     return state;
 }
@@ -157,7 +166,9 @@ ReplicationStream::ReplicationStream(ReplicationOptions options) : options_(std:
 
 ReplicationStream::~ReplicationStream() = default;
 
-int ReplicationStream::socket() const noexcept { return conn_ ? conn_->socket() : -1; }
+int ReplicationStream::socket() const noexcept {
+    return conn_ ? conn_->socket() : -1;
+}
 
 void ReplicationStream::start() {
     {
@@ -173,7 +184,8 @@ void ReplicationStream::start() {
     }
     system_id_ = ident[0][0].value_or("");
     if (!ident[0][3]) {
-        throw Error(ErrorKind::Config, "the replication connection is not bound to a database (add dbname to postgres.dsn)");
+        throw Error(ErrorKind::Config,
+                    "the replication connection is not bound to a database (add dbname to postgres.dsn)");
     }
 
     confirmed_ = slot_.confirmed_flush;
@@ -184,7 +196,8 @@ void ReplicationStream::start() {
         quote_identifier(options_.slot), slot_.confirmed_flush.to_string(), options_.proto_version,
         quote_literal(quote_identifier(options_.publication)), options_.messages ? "true" : "false");
     conn_->exec(command, fmt::format("cannot start replication from slot \"{}\"", options_.slot));
-    if (PQsetnonblocking(conn_->get(), 1) != 0) fail_stream("cannot switch the connection to non-blocking mode");
+    if (PQsetnonblocking(conn_->get(), 1) != 0)
+        fail_stream("cannot switch the connection to non-blocking mode");
     streaming_ = true;
     last_status_ = std::chrono::steady_clock::now();
 }
@@ -237,7 +250,9 @@ std::optional<pgoutput::StreamFrame> ReplicationStream::read_frame() {
     return frame;
 }
 
-void ReplicationStream::confirm(Lsn flushed) { confirmed_ = std::max(confirmed_, flushed); }
+void ReplicationStream::confirm(Lsn flushed) {
+    confirmed_ = std::max(confirmed_, flushed);
+}
 
 void ReplicationStream::flush_output() {
     const int r = PQflush(conn_->get());
@@ -283,7 +298,8 @@ std::chrono::steady_clock::time_point ReplicationStream::service(std::chrono::st
     return next;
 }
 
-void ReplicationStream::keep_alive(std::chrono::steady_clock::time_point now, std::chrono::milliseconds max_silence) {
+void ReplicationStream::keep_alive(std::chrono::steady_clock::time_point now,
+                                   std::chrono::milliseconds max_silence) {
     if (streaming_ && now - last_status_ >= max_silence) send_status(false);
 }
 
@@ -291,7 +307,8 @@ void ReplicationStream::finish(std::chrono::milliseconds timeout) {
     if (!streaming_ || !conn_) return;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     auto wait_socket = [&](short events) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             streaming_ = false;
             throw Error(ErrorKind::Transient, "timed out ending the replication stream");

@@ -19,11 +19,11 @@ struct ReplicationOptions {
     std::optional<std::string> password;  // from password_file; never logged
     std::string slot = "outbox_relay";
     std::string publication = "outbox_relay";
-    std::vector<TableName> tables;        // the outbox tables the publication must cover
+    std::vector<TableName> tables;  // the outbox tables the publication must cover
     bool create_slot = true;
     bool create_publication = true;
     int proto_version = 1;
-    bool messages = true;                 // ask pgoutput for pg_logical_emit_message too
+    bool messages = true;  // ask pgoutput for pg_logical_emit_message too
     std::chrono::milliseconds status_interval = std::chrono::seconds(10);
     // Least time between two status updates sent because the confirmed position moved.
     std::chrono::milliseconds confirm_coalesce = std::chrono::milliseconds(200);

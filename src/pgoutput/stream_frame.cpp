@@ -24,15 +24,17 @@ StreamFrame parse_stream_frame(std::string_view bytes) {
         keepalive.wal_end = Lsn(reader.read_u64());
         keepalive.send_time = reader.read_i64();
         const std::uint8_t reply = reader.read_u8();
-        if (reply > 1) throw reader.error_at(reader.offset() - 1, "reply-requested byte " + std::to_string(reply));
+        if (reply > 1)
+            throw reader.error_at(reader.offset() - 1, "reply-requested byte " + std::to_string(reply));
         keepalive.reply_requested = reply == 1;
         reader.expect_end();
         return keepalive;
     }
-    throw reader.error_at(0, "unknown frame type 0x" + [&] {
-        static constexpr char kHex[] = "0123456789abcdef";
-        return std::string{kHex[type >> 4], kHex[type & 0xF]};
-    }());
+    throw reader.error_at(
+        0, "unknown frame type 0x" + [&] {
+            static constexpr char kHex[] = "0123456789abcdef";
+            return std::string{kHex[type >> 4], kHex[type & 0xF]};
+        }());
 }
 
 std::string encode_standby_status(const StandbyStatus& status) {

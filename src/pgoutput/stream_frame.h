@@ -15,10 +15,10 @@ namespace outbox::pgoutput {
 
 // 'w': one message of the output plugin.
 struct XLogData {
-    Lsn wal_start;             // where this message's WAL starts (0 for some messages)
-    Lsn wal_end;               // the server's current end of WAL
+    Lsn wal_start;               // where this message's WAL starts (0 for some messages)
+    Lsn wal_end;                 // the server's current end of WAL
     std::int64_t send_time = 0;  // µs since 2000-01-01
-    std::string_view payload;  // the pgoutput message; points into the frame buffer
+    std::string_view payload;    // the pgoutput message; points into the frame buffer
 };
 
 // 'k': the server's heartbeat.

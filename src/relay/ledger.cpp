@@ -33,7 +33,8 @@ void Ledger::acknowledge(TxnTicket ticket) {
     }
     Txn& txn = txns_[static_cast<std::size_t>(ticket.seq() - txns_.front().seq)];
     if (txn.pending == 0) {
-        throw LedgerError("more acknowledgements than events for transaction " + std::to_string(ticket.seq()));
+        throw LedgerError("more acknowledgements than events for transaction " +
+                          std::to_string(ticket.seq()));
     }
     --txn.pending;
     --pending_events_;

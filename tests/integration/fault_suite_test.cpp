@@ -34,8 +34,14 @@ constexpr const char* kWalsenderTimeoutLine = "terminating walsender process due
 
 // A steady load that runs until stop(): ~2-3k events/s from three sessions, with rollbacks.
 WorkloadOptions steady_load(std::uint64_t seed) {
-    return WorkloadOptions{.sessions = 3, .target_events = 0, .min_rows = 1, .max_rows = 20, .aggregates = 30,
-                           .rollback_ratio = 0.1, .seed = seed, .pause_between_txns = 10ms};
+    return WorkloadOptions{.sessions = 3,
+                           .target_events = 0,
+                           .min_rows = 1,
+                           .max_rows = 20,
+                           .aggregates = 30,
+                           .rollback_ratio = 0.1,
+                           .seed = seed,
+                           .pause_between_txns = 10ms};
 }
 
 // Every position a relay session started streaming from ("streaming from slot "x" at X/Y"), in order.
@@ -75,7 +81,9 @@ std::optional<Lsn> min_lsn(std::optional<Lsn> a, std::optional<Lsn> b) {
     return std::min(*a, *b);
 }
 
-bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+bool contains(const std::string& text, const std::string& what) {
+    return text.find(what) != std::string::npos;
+}
 
 std::size_t count_of(const std::string& text, const std::string& what) {
     std::size_t n = 0;
@@ -95,7 +103,8 @@ std::size_t rss_kb(pid_t pid) {
 
 std::string ms_since(std::chrono::steady_clock::time_point start) {
     return std::to_string(
-               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count()) +
+               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start)
+                   .count()) +
            " ms";
 }
 
@@ -105,7 +114,8 @@ std::string ms_since(std::chrono::steady_clock::time_point start) {
 // judged among their own aggregates ("<tag>-<n>").
 std::string manual_id(int tag, std::uint64_t n) {
     char buf[40];
-    std::snprintf(buf, sizeof buf, "0000f5f5-%04x-4000-8000-%012llx", tag, static_cast<unsigned long long>(n));
+    std::snprintf(buf, sizeof buf, "0000f5f5-%04x-4000-8000-%012llx", tag,
+                  static_cast<unsigned long long>(n));
     return buf;
 }
 constexpr std::uint64_t kManualSeqBase = 1'000'000'000'000ULL;
@@ -146,7 +156,8 @@ Outcome finish(Stack& s, Workload& workload, const std::string& scenario, CheckO
     workload.stop();
     workload.join();
     std::vector<CommittedEvent> committed = workload.committed();
-    committed.insert(committed.end(), std::make_move_iterator(extra.begin()), std::make_move_iterator(extra.end()));
+    committed.insert(committed.end(), std::make_move_iterator(extra.begin()),
+                     std::make_move_iterator(extra.end()));
     CHECK(s.consumer.wait_for_ids(Stack::ids(committed), arrival_timeout));
     CHECK(s.consumer.wait_caught_up(30s));
     CHECK(s.consumer.gaps() == 0);  // the mock dropped nothing before we read it
@@ -156,12 +167,13 @@ Outcome finish(Stack& s, Workload& workload, const std::string& scenario, CheckO
     CHECK(out.verdict.ok());
     MESSAGE("| " << scenario << " | " << out.verdict.committed << " | " << out.verdict.lost << " | "
                  << out.verdict.duplicates << " | " << std::string(out.verdict.ok() ? "OK" : "FAIL") << " |\n"
-                 << Verdict::summary_header() << "\n" << out.verdict.summary());
+                 << Verdict::summary_header() << "\n"
+                 << out.verdict.summary());
     return out;
 }
 
-Outcome finish(Stack& s, Workload& workload, const std::string& scenario, std::optional<Lsn> confirmed_at_fault,
-               std::vector<CommittedEvent> extra = {}) {
+Outcome finish(Stack& s, Workload& workload, const std::string& scenario,
+               std::optional<Lsn> confirmed_at_fault, std::vector<CommittedEvent> extra = {}) {
     CheckOptions options;
     options.confirmed_at_fault = confirmed_at_fault;
     return finish(s, workload, scenario, options, std::move(extra));
@@ -178,7 +190,9 @@ Outcome finish(Stack& s, Workload& workload, const std::string& scenario, std::o
 // so it cannot see this loss; whether it is the mock's or the producer's is not yet known, and a
 // real broker was not available here. Run it with: ctest -R "known-issue" --output-on-failure.
 
-TEST_CASE("faults: [known-issue] retriable produce errors (NOT_LEADER, NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT) are retried without loss or duplicates") {
+TEST_CASE(
+    "faults: [known-issue] retriable produce errors (NOT_LEADER, NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT) are "
+    "retried without loss or duplicates") {
     Stack s;
     RelayProcess relay(s.pg.run_dir(), s.config());
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
@@ -202,8 +216,9 @@ TEST_CASE("faults: [known-issue] retriable produce errors (NOT_LEADER, NOT_ENOUG
         for (const auto& e : out.committed) {
             if (!s.consumer.has_id(e.id)) missing.push_back(e.id);
         }
-        MESSAGE("lost events found by a fresh consumer: " << again.count_ids(missing) << " of " << missing.size()
-                                                          << "; relay log:\n" << relay.log());
+        MESSAGE("lost events found by a fresh consumer: " << again.count_ids(missing) << " of "
+                                                          << missing.size() << "; relay log:\n"
+                                                          << relay.log());
     }
     // The idempotent producer retried inside one session: no replay, so not a single duplicate.
     CHECK(out.verdict.duplicates == 0);
@@ -263,7 +278,9 @@ TEST_CASE("faults: walsender terminated with pg_terminate_backend: the relay rec
 
 // ---- 4. relay frozen longer than wal_sender_timeout ----
 
-TEST_CASE("faults: relay SIGSTOP longer than wal_sender_timeout, then SIGCONT: the relay reconnects, nothing lost") {
+TEST_CASE(
+    "faults: relay SIGSTOP longer than wal_sender_timeout, then SIGCONT: the relay reconnects, nothing "
+    "lost") {
     Stack s(StackOptions{.pg = PgClusterOptions{.wal_sender_timeout = 2s}});
     RelayProcess relay(s.pg.run_dir(), s.config());
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
@@ -272,18 +289,22 @@ TEST_CASE("faults: relay SIGSTOP longer than wal_sender_timeout, then SIGCONT: t
     REQUIRE(s.consumer.wait_for_count(700, 60s));
     REQUIRE(::kill(relay.pid(), SIGSTOP) == 0);
     const Lsn frozen_at = s.slot_confirmed();  // nothing moves it while the relay is stopped
-    const bool timed_out = wait_until([&] { return contains(s.pg.log(), kWalsenderTimeoutLine); }, 20s, 100ms);
+    const bool timed_out =
+        wait_until([&] { return contains(s.pg.log(), kWalsenderTimeoutLine); }, 20s, 100ms);
     REQUIRE(::kill(relay.pid(), SIGCONT) == 0);
     CHECK(timed_out);
     REQUIRE(wait_for_sessions(relay, 2, 30s));
     REQUIRE(s.consumer.wait_for_count(s.consumer.size() + 500, 60s));
-    finish(s, workload, "relay SIGSTOP > wal_sender_timeout", min_lsn(frozen_at, lowest_restart(relay.log())));
+    finish(s, workload, "relay SIGSTOP > wal_sender_timeout",
+           min_lsn(frozen_at, lowest_restart(relay.log())));
     CHECK(relay.terminate() == 0);
 }
 
 // ---- 5. slow Kafka with a short wal_sender_timeout ----
 
-TEST_CASE("faults: slow brokers (1500 ms per response) with wal_sender_timeout 2s: keepalives still answered, nothing lost") {
+TEST_CASE(
+    "faults: slow brokers (1500 ms per response) with wal_sender_timeout 2s: keepalives still answered, "
+    "nothing lost") {
     Stack s(StackOptions{.pg = PgClusterOptions{.wal_sender_timeout = 2s}});
     RelayProcess relay(s.pg.run_dir(), s.config());
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
@@ -308,7 +329,8 @@ TEST_CASE("faults: slow brokers (1500 ms per response) with wal_sender_timeout 2
 
 // ---- 6. schema change of the outbox table ----
 
-TEST_CASE("faults: ALTER TABLE outbox ADD and DROP COLUMN mid-stream and while the relay is down: nothing lost") {
+TEST_CASE(
+    "faults: ALTER TABLE outbox ADD and DROP COLUMN mid-stream and while the relay is down: nothing lost") {
     Stack s;
     RelayProcess relay(s.pg.run_dir(), s.config());
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
@@ -337,22 +359,33 @@ TEST_CASE("faults: ALTER TABLE outbox ADD and DROP COLUMN mid-stream and while t
 
 // ---- 7. one huge transaction with small in-flight bounds ----
 
-TEST_CASE("faults: one transaction of 200,000 rows with max_inflight_events 1000: all arrive, relay RSS stays under 150 MB") {
+TEST_CASE(
+    "faults: one transaction of 200,000 rows with max_inflight_events 1000: all arrive, relay RSS stays "
+    "under 150 MB") {
     Stack s(StackOptions{.keep_values = false});
-    RelayProcess relay(s.pg.run_dir(),
-                       s.config("", "", "limits:\n  max_inflight_events: 1000\n  max_inflight_bytes: 1MiB\n"));
+    RelayProcess relay(
+        s.pg.run_dir(),
+        s.config("", "", "limits:\n  max_inflight_events: 1000\n  max_inflight_bytes: 1MiB\n"));
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
-    Workload workload(s.pg, WorkloadOptions{.sessions = 2, .target_events = 0, .min_rows = 1, .max_rows = 10,
-                                             .aggregates = 20, .rollback_ratio = 0.1, .seed = 707,
-                                             .pause_between_txns = 20ms});
+    Workload workload(s.pg, WorkloadOptions{.sessions = 2,
+                                            .target_events = 0,
+                                            .min_rows = 1,
+                                            .max_rows = 10,
+                                            .aggregates = 20,
+                                            .rollback_ratio = 0.1,
+                                            .seed = 707,
+                                            .pause_between_txns = 20ms});
     workload.start();
     REQUIRE(s.consumer.wait_for_count(200, 60s));
     constexpr std::uint64_t kRows = 200'000;
     constexpr int kTag = 7;
     const auto insert_start = std::chrono::steady_clock::now();
-    s.pg.exec("INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) SELECT " + manual_id_sql(kTag, "g") +
-              ", 'order', 'big-' || (g % 64), 'order.created', jsonb_build_object('n', g, 'pad', repeat('x', 100)) "
-              "FROM generate_series(1, " + std::to_string(kRows) + ") g");
+    s.pg.exec(
+        "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) SELECT " +
+        manual_id_sql(kTag, "g") +
+        ", 'order', 'big-' || (g % 64), 'order.created', jsonb_build_object('n', g, 'pad', repeat('x', 100)) "
+        "FROM generate_series(1, " +
+        std::to_string(kRows) + ") g");
     const std::string insert_took = ms_since(insert_start);
     const auto relay_start = std::chrono::steady_clock::now();
     const std::size_t base = s.consumer.distinct_ids();
@@ -379,7 +412,9 @@ TEST_CASE("faults: one transaction of 200,000 rows with max_inflight_events 1000
 
 // ---- 8. kill -9 in the middle of one COPY transaction ----
 
-TEST_CASE("faults: kill -9 while a 20,000-row COPY transaction is half published: nothing lost, duplicates only after the confirmed LSN") {
+TEST_CASE(
+    "faults: kill -9 while a 20,000-row COPY transaction is half published: nothing lost, duplicates only "
+    "after the confirmed LSN") {
     Stack s;
     // A small in-flight bound and slow brokers spread the transaction's publication over seconds,
     // so the kill lands inside it.
@@ -397,8 +432,8 @@ TEST_CASE("faults: kill -9 while a 20,000-row COPY transaction is half published
         conn.exec("COPY outbox (id, aggregatetype, aggregateid, type, payload) FROM STDIN");
         std::string data;
         for (std::uint64_t g = 1; g <= kRows; ++g) {
-            data += manual_id(kTag, g) + "\torder\tcopy-" + std::to_string(g % 32) + "\torder.created\t{\"n\": " +
-                    std::to_string(g) + "}\n";
+            data += manual_id(kTag, g) + "\torder\tcopy-" + std::to_string(g % 32) +
+                    "\torder.created\t{\"n\": " + std::to_string(g) + "}\n";
         }
         REQUIRE(PQputCopyData(conn.get(), data.data(), static_cast<int>(data.size())) == 1);
         REQUIRE(PQputCopyEnd(conn.get(), nullptr) == 1);
@@ -420,8 +455,8 @@ TEST_CASE("faults: kill -9 while a 20,000-row COPY transaction is half published
     relay.start();
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
     REQUIRE(s.consumer.wait_for_count(s.consumer.size() + 500, 60s));
-    const Outcome out = finish(s, workload, "kill -9 inside a 20,000-row COPY", confirmed_at_kill,
-                               std::move(copy_events));
+    const Outcome out =
+        finish(s, workload, "kill -9 inside a 20,000-row COPY", confirmed_at_kill, std::move(copy_events));
     // The whole COPY transaction was unconfirmed, so every row already published came again.
     CHECK(out.verdict.duplicates >= seen_at_kill);
     MESSAGE("COPY rows in Kafka at the kill: " << seen_at_kill << " of " << kRows);
@@ -430,7 +465,8 @@ TEST_CASE("faults: kill -9 while a 20,000-row COPY transaction is half published
 
 // ---- 9. idle outbox, busy database ----
 
-TEST_CASE("faults: idle outbox while another table writes 20 MB of WAL: the slot's confirmed_flush_lsn keeps up") {
+TEST_CASE(
+    "faults: idle outbox while another table writes 20 MB of WAL: the slot's confirmed_flush_lsn keeps up") {
     Stack s;
     RelayProcess relay(s.pg.run_dir(), s.config());
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
@@ -438,15 +474,18 @@ TEST_CASE("faults: idle outbox while another table writes 20 MB of WAL: the slot
     workload.run_to_completion();
     REQUIRE(s.consumer.wait_for_ids(Stack::ids(workload), 60s));
     s.pg.exec("CREATE TABLE busy (id bigserial PRIMARY KEY, pad text)");
-    const auto wal_lsn = [&] { return *Lsn::parse(*s.pg.query_value("SELECT pg_current_wal_insert_lsn()::text")); };
+    const auto wal_lsn = [&] {
+        return *Lsn::parse(*s.pg.query_value("SELECT pg_current_wal_insert_lsn()::text"));
+    };
     const Lsn wal_start = wal_lsn();
     while (bytes_between(wal_start, wal_lsn()) < 20u * 1024 * 1024) {
         s.pg.exec("INSERT INTO busy (pad) SELECT repeat(md5(g::text), 32) FROM generate_series(1, 2000) g");
     }
     const Lsn wal_end = wal_lsn();
     const auto behind = [&] {
-        return std::stoll(*s.pg.query_value("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), confirmed_flush_lsn)"
-                                            "::bigint FROM pg_replication_slots WHERE slot_name = 'outbox_relay'"));
+        return std::stoll(
+            *s.pg.query_value("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), confirmed_flush_lsn)"
+                              "::bigint FROM pg_replication_slots WHERE slot_name = 'outbox_relay'"));
     };
     const bool kept_up = wait_until([&] { return behind() < 2 * 1024 * 1024; }, 15s, 100ms);
     CHECK(kept_up);
@@ -456,8 +495,9 @@ TEST_CASE("faults: idle outbox while another table writes 20 MB of WAL: the slot
     // restart_lsn (what decides the WAL kept on disk) moves only at a running-xacts record the
     // relay has confirmed past; a CHECKPOINT writes one, so it must catch up soon after.
     const auto restart_lag = [&] {
-        return std::stoll(*s.pg.query_value("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), restart_lsn)::bigint "
-                                            "FROM pg_replication_slots WHERE slot_name = 'outbox_relay'"));
+        return std::stoll(
+            *s.pg.query_value("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), restart_lsn)::bigint "
+                              "FROM pg_replication_slots WHERE slot_name = 'outbox_relay'"));
     };
     const auto restart_lag_before = restart_lag();
     s.pg.exec("CHECKPOINT");
@@ -465,8 +505,8 @@ TEST_CASE("faults: idle outbox while another table writes 20 MB of WAL: the slot
     MESSAGE("restart_lsn behind by " << restart_lag_before << " bytes after the writes, " << restart_lag()
                                      << " bytes after a CHECKPOINT");
     MESSAGE("WAL written by the other table: " << bytes_between(wal_start, wal_end) / 1024 << " kB; slot "
-                                               << "confirmed_flush_lsn behind by " << behind() << " bytes, restart_lsn by "
-                                               << restart_behind << " bytes");
+                                               << "confirmed_flush_lsn behind by " << behind()
+                                               << " bytes, restart_lsn by " << restart_behind << " bytes");
     const Outcome out = finish(s, workload, "idle outbox, 20 MB of other WAL", std::nullopt);
     CHECK(out.verdict.duplicates == 0);
     CHECK(relay.terminate() == 0);
@@ -474,7 +514,9 @@ TEST_CASE("faults: idle outbox while another table writes 20 MB of WAL: the slot
 
 // ---- 10. slot invalidated by max_slot_wal_keep_size ----
 
-TEST_CASE("faults: slot invalidated by max_slot_wal_keep_size while the relay is down: exit 78, slot not recreated") {
+TEST_CASE(
+    "faults: slot invalidated by max_slot_wal_keep_size while the relay is down: exit 78, slot not "
+    "recreated") {
     Stack s(StackOptions{.pg = PgClusterOptions{.settings = {{"max_slot_wal_keep_size", "1MB"}}}});
     RelayProcess relay(s.pg.run_dir(), s.config());
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
@@ -485,7 +527,9 @@ TEST_CASE("faults: slot invalidated by max_slot_wal_keep_size while the relay is
     // With the relay gone, each segment switch plus checkpoint moves the WAL past what the slot may keep.
     s.pg.exec("CREATE TABLE busy (id bigserial PRIMARY KEY, pad text)");
     const auto wal_status = [&] {
-        return s.pg.query_value("SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = 'outbox_relay'")
+        return s.pg
+            .query_value(
+                "SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = 'outbox_relay'")
             .value_or("(no slot)");
     };
     const bool lost = wait_until(
@@ -516,11 +560,14 @@ TEST_CASE("faults: publication missing at start with create_publication false: e
     const auto rc = relay.wait_exit(30s);
     REQUIRE(rc.has_value());
     CHECK(*rc == 78);
-    CHECK(contains(relay.log(), "publication \"outbox_relay\" does not exist (postgres.create_publication is false)"));
+    CHECK(contains(relay.log(),
+                   "publication \"outbox_relay\" does not exist (postgres.create_publication is false)"));
     CHECK(s.pg.query_value("SELECT count(*) FROM pg_replication_slots") == std::optional<std::string>("0"));
 }
 
-TEST_CASE("faults: publication dropped while streaming: the relay stops with exit 78 and the slot keeps every later event") {
+TEST_CASE(
+    "faults: publication dropped while streaming: the relay stops with exit 78 and the slot keeps every "
+    "later event") {
     Stack s;
     RelayProcess relay(s.pg.run_dir(), s.config());
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
@@ -548,11 +595,13 @@ TEST_CASE("faults: publication dropped while streaming: the relay stops with exi
     const Verdict verdict = check_invariants(before, workload.rolled_back_ids(), s.consumer.records());
     INFO(verdict.describe());
     CHECK(verdict.lost == 0);
-    MESSAGE("| publication dropped (events before the drop) | " << verdict.committed << " | " << verdict.lost << " | "
-                                                                << verdict.duplicates << " | exit " << *rc << " |");
+    MESSAGE("| publication dropped (events before the drop) | "
+            << verdict.committed << " | " << verdict.lost << " | " << verdict.duplicates << " | exit " << *rc
+            << " |");
 }
 
-TEST_CASE("faults: slot dropped and recreated by someone else while the relay is cut off: the relay says so") {
+TEST_CASE(
+    "faults: slot dropped and recreated by someone else while the relay is cut off: the relay says so") {
     Stack s;
     RelayProcess relay(s.pg.run_dir(), s.config());
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
@@ -562,10 +611,15 @@ TEST_CASE("faults: slot dropped and recreated by someone else while the relay is
     // Freeze the relay so it cannot reconnect between the steps; then cut it off, drop the slot,
     // let events commit that no slot keeps, and create a new slot at a later position.
     REQUIRE(::kill(relay.pid(), SIGSTOP) == 0);
-    s.pg.exec("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'outbox_relay'");
-    REQUIRE(wait_until([&] { return s.pg.query_value("SELECT active FROM pg_replication_slots WHERE slot_name = "
-                                                     "'outbox_relay'") == std::optional<std::string>("f"); },
-                       10s));
+    s.pg.exec(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'outbox_relay'");
+    REQUIRE(wait_until(
+        [&] {
+            return s.pg.query_value(
+                       "SELECT active FROM pg_replication_slots WHERE slot_name = "
+                       "'outbox_relay'") == std::optional<std::string>("f");
+        },
+        10s));
     s.pg.exec("SELECT pg_drop_replication_slot('outbox_relay')");
     const std::size_t committed_at_drop = workload.committed_count();
     REQUIRE(wait_until([&] { return workload.committed_count() >= committed_at_drop + 200; }, 30s));
@@ -584,10 +638,11 @@ TEST_CASE("faults: slot dropped and recreated by someone else while the relay is
     const std::string log = relay.log();
     const bool warned = contains(log, "was recreated") || contains(log, "ahead of what this relay confirmed");
     CHECK(warned);
-    const Verdict verdict = check_invariants(workload.committed(), workload.rolled_back_ids(), s.consumer.records());
-    MESSAGE("| slot dropped and recreated by someone else | " << verdict.committed << " | " << verdict.lost << " | "
-                                                              << verdict.duplicates << " | "
-                                                              << std::string(warned ? "warned" : "silent") << " |");
+    const Verdict verdict =
+        check_invariants(workload.committed(), workload.rolled_back_ids(), s.consumer.records());
+    MESSAGE("| slot dropped and recreated by someone else | "
+            << verdict.committed << " | " << verdict.lost << " | " << verdict.duplicates << " | "
+            << std::string(warned ? "warned" : "silent") << " |");
     CHECK(relay.terminate() == 0);
 }
 
@@ -605,9 +660,10 @@ TEST_CASE("faults: PREPARE TRANSACTION then COMMIT PREPARED arrives, ROLLBACK PR
         pg::Connection conn = s.pg.connect();
         conn.exec("BEGIN");
         conn.exec("INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) SELECT " +
-                  manual_id_sql(kTag, "g") + ", 'order', 'twopc-' || (g % 4), 'order.created', "
-                  "jsonb_build_object('n', g) FROM generate_series(" + std::to_string(first) + ", " +
-                  std::to_string(first + count - 1) + ") g");
+                  manual_id_sql(kTag, "g") +
+                  ", 'order', 'twopc-' || (g % 4), 'order.created', "
+                  "jsonb_build_object('n', g) FROM generate_series(" +
+                  std::to_string(first) + ", " + std::to_string(first + count - 1) + ") g");
         conn.exec("PREPARE TRANSACTION '" + gid + "'");
     };
     prepare("fs_commit", 1, 50);
@@ -621,7 +677,8 @@ TEST_CASE("faults: PREPARE TRANSACTION then COMMIT PREPARED arrives, ROLLBACK PR
     s.pg.exec("ROLLBACK PREPARED 'fs_rollback'");
     REQUIRE(s.consumer.wait_for_ids(Stack::ids(committed_2pc), 30s));
     REQUIRE(s.consumer.wait_for_count(s.consumer.size() + 300, 60s));
-    const Outcome out = finish(s, workload, "PREPARE + COMMIT/ROLLBACK PREPARED", std::nullopt, std::move(committed_2pc));
+    const Outcome out =
+        finish(s, workload, "PREPARE + COMMIT/ROLLBACK PREPARED", std::nullopt, std::move(committed_2pc));
     CHECK(s.consumer.count_ids(Stack::ids(rolled_back_2pc)) == 0);
     CHECK(out.verdict.duplicates == 0);
     CHECK(relay.terminate() == 0);
@@ -629,7 +686,9 @@ TEST_CASE("faults: PREPARE TRANSACTION then COMMIT PREPARED arrives, ROLLBACK PR
 
 // ---- 13. fatal idempotent-producer errors ----
 
-TEST_CASE("faults: idempotent producer errors (INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE, UNKNOWN_PRODUCER_ID): nothing lost") {
+TEST_CASE(
+    "faults: idempotent producer errors (INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE, "
+    "UNKNOWN_PRODUCER_ID): nothing lost") {
     Stack s;
     RelayProcess relay(s.pg.run_dir(), s.config());
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
@@ -651,13 +710,15 @@ TEST_CASE("faults: idempotent producer errors (INVALID_PRODUCER_EPOCH, OUT_OF_OR
     for (std::string line; std::getline(lines, line);) {
         if (contains(line, "restarting from") || contains(line, "fatal")) restarts += "\n  " + line;
     }
-    MESSAGE("\"Kafka producer fatal error\" logged " << fatal << " times; sessions started: " << sessions << restarts);
+    MESSAGE("\"Kafka producer fatal error\" logged " << fatal << " times; sessions started: " << sessions
+                                                     << restarts);
     CHECK(relay.terminate() == 0);
 }
 
 // ---- 14. two relays on one slot ----
 
-TEST_CASE("faults: two relays on one slot: the second waits as standby and takes over after kill -9 of the first") {
+TEST_CASE(
+    "faults: two relays on one slot: the second waits as standby and takes over after kill -9 of the first") {
     Stack s;
     RelayProcess first(s.pg.run_dir(), s.config());
     REQUIRE(first.wait_for_log("streaming from slot", 30s));

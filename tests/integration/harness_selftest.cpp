@@ -41,7 +41,9 @@ bool process_exists(pid_t pid) {
     return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
 }
 
-std::string self_exe() { return fs::read_symlink("/proc/self/exe").string(); }
+std::string self_exe() {
+    return fs::read_symlink("/proc/self/exe").string();
+}
 
 }  // namespace
 

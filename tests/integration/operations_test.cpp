@@ -12,8 +12,8 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <set>
+#include <sstream>
 
 #include "support/http_client.h"
 #include "support/kcat.h"
@@ -30,24 +30,31 @@ using namespace outbox::test;
 namespace {
 
 constexpr const char* kOutboxDdl =
-    "CREATE TABLE outbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype text, aggregateid text, "
+    "CREATE TABLE outbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype text, aggregateid "
+    "text, "
     "type text, payload jsonb)";
 
 std::string base_config(const PgCluster& pg, const MockKafka& kafka, const std::string& metrics_listen) {
-    return "postgres:\n  dsn: \"" + pg.tcp_dsn() + "\"\n  status_interval: 1s\n"
+    return "postgres:\n  dsn: \"" + pg.tcp_dsn() +
+           "\"\n  status_interval: 1s\n"
            "outbox:\n  table: public.outbox\n"
-           "kafka:\n  bootstrap_servers: \"" + kafka.bootstrap() + "\"\n"
-           "metrics:\n  listen: \"" + metrics_listen + "\"\n";
+           "kafka:\n  bootstrap_servers: \"" +
+           kafka.bootstrap() +
+           "\"\n"
+           "metrics:\n  listen: \"" +
+           metrics_listen + "\"\n";
 }
 
 // The value of an unlabelled sample, or of the first sample whose labels contain `labels`.
-std::optional<double> sample(const std::string& exposition, const std::string& name, const std::string& labels = "") {
+std::optional<double> sample(const std::string& exposition, const std::string& name,
+                             const std::string& labels = "") {
     std::istringstream in(exposition);
     std::string line;
     while (std::getline(in, line)) {
         if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
         const std::string rest = line.substr(name.size());
-        const bool match = labels.empty() ? rest[0] == ' ' : rest[0] == '{' && rest.find(labels) != std::string::npos;
+        const bool match =
+            labels.empty() ? rest[0] == ' ' : rest[0] == '{' && rest.find(labels) != std::string::npos;
         if (match) return std::stod(line.substr(line.rfind(' ') + 1));
     }
     return std::nullopt;
@@ -63,16 +70,21 @@ TEST_CASE("operations: /metrics, /healthz and /readyz tell what the relay is doi
     RelayProcess relay(pg.run_dir(), base_config(pg, kafka, "127.0.0.1:" + std::to_string(port)));
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
     for (int i = 0; i < 25; ++i) {
-        pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, payload) VALUES ('order', 'o-" + std::to_string(i) + "', '{}')");
+        pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, payload) VALUES ('order', 'o-" +
+                std::to_string(i) + "', '{}')");
     }
     pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, payload) VALUES (NULL, 'bad', '{}')");
     std::string metrics;
-    REQUIRE(wait_until([&] {
-        metrics = http_get(port, "/metrics").body;
-        const auto published = sample(metrics, "outbox_relay_events_published_total", "topic=\"outbox.event.order\"");
-        const auto dead = sample(metrics, "outbox_relay_events_dead_lettered_total", "reason=\"null_value\"");
-        return published && *published == 25 && dead && *dead == 1;
-    }, 30s, 100ms));
+    REQUIRE(wait_until(
+        [&] {
+            metrics = http_get(port, "/metrics").body;
+            const auto published =
+                sample(metrics, "outbox_relay_events_published_total", "topic=\"outbox.event.order\"");
+            const auto dead =
+                sample(metrics, "outbox_relay_events_dead_lettered_total", "reason=\"null_value\"");
+            return published && *published == 25 && dead && *dead == 1;
+        },
+        30s, 100ms));
     CHECK(sample(metrics, "outbox_relay_transactions_total") >= 26);
     CHECK(sample(metrics, "outbox_relay_wal_received_bytes_total") > 0);
     CHECK(sample(metrics, "outbox_relay_postgres_connected") == 1);
@@ -82,15 +94,20 @@ TEST_CASE("operations: /metrics, /healthz and /readyz tell what the relay is doi
     CHECK(sample(metrics, "outbox_relay_build_info", "version=\"") == 1);
     CHECK(metrics.find("outbox_relay_reconnects_total{target=\"kafka\"} 0") != std::string::npos);
     // The slot's status is polled every 5 s.
-    CHECK(wait_until([&] {
-        metrics = http_get(port, "/metrics").body;
-        return sample(metrics, "outbox_relay_slot_wal_status", "status=\"reserved\"") == 1;
-    }, 15s, 200ms));
+    CHECK(wait_until(
+        [&] {
+            metrics = http_get(port, "/metrics").body;
+            return sample(metrics, "outbox_relay_slot_wal_status", "status=\"reserved\"") == 1;
+        },
+        15s, 200ms));
     // Idle: lag returns to zero.
-    CHECK(wait_until([&] {
-        metrics = http_get(port, "/metrics").body;
-        return sample(metrics, "outbox_relay_lag_bytes") == 0 && sample(metrics, "outbox_relay_inflight_events") == 0;
-    }, 20s, 200ms));
+    CHECK(wait_until(
+        [&] {
+            metrics = http_get(port, "/metrics").body;
+            return sample(metrics, "outbox_relay_lag_bytes") == 0 &&
+                   sample(metrics, "outbox_relay_inflight_events") == 0;
+        },
+        20s, 200ms));
     const auto health = http_get(port, "/healthz");
     CHECK(health.status == 200);
     CHECK(http_get(port, "/readyz").status == 200);
@@ -99,8 +116,9 @@ TEST_CASE("operations: /metrics, /healthz and /readyz tell what the relay is doi
     const std::string file = pg.run_dir() + "/metrics.txt";
     std::ofstream(file) << metrics;
     std::string out;
-    const int rc = run_command(SpawnOptions{.argv = {"sh", "-c", "promtool check metrics < " + file}, .stderr_path = "=stdout"},
-                               &out, 30s);
+    const int rc = run_command(
+        SpawnOptions{.argv = {"sh", "-c", "promtool check metrics < " + file}, .stderr_path = "=stdout"},
+        &out, 30s);
     INFO(out);
     CHECK(rc == 0);
 
@@ -110,7 +128,8 @@ TEST_CASE("operations: /metrics, /healthz and /readyz tell what the relay is doi
     CHECK(http_get(port, "/healthz").status == 200);  // alive, reconnecting
     pg.start();
     CHECK(wait_until([&] { return http_get(port, "/readyz").status == 200; }, 40s, 200ms));
-    CHECK(sample(http_get(port, "/metrics").body, "outbox_relay_reconnects_total", "target=\"postgres\"") >= 1);
+    CHECK(sample(http_get(port, "/metrics").body, "outbox_relay_reconnects_total", "target=\"postgres\"") >=
+          1);
     CHECK(relay.terminate() == 0);
 }
 
@@ -140,18 +159,23 @@ TEST_CASE("operations: systemd gets READY=1, periodic WATCHDOG=1, RELOADING=1 ar
     };
     RelayProcess relay(pg.run_dir(), base_config(pg, kafka, ""),
                        {{"NOTIFY_SOCKET", socket_path}, {"WATCHDOG_USEC", "400000"}});
-    CHECK(wait_until([&] {
-        drain();
-        return count("READY=1") >= 1 && count("WATCHDOG=1") >= 3;
-    }, 30s));
+    CHECK(wait_until(
+        [&] {
+            drain();
+            return count("READY=1") >= 1 && count("WATCHDOG=1") >= 3;
+        },
+        30s));
 
     // SIGHUP re-reads the file: RELOADING=1, then READY=1; the log level applies at once.
-    std::ofstream(relay.config_path(), std::ios::trunc) << base_config(pg, kafka, "") << "log:\n  level: debug\n  format: json\n";
+    std::ofstream(relay.config_path(), std::ios::trunc)
+        << base_config(pg, kafka, "") << "log:\n  level: debug\n  format: json\n";
     ::kill(relay.pid(), SIGHUP);
-    CHECK(wait_until([&] {
-        drain();
-        return count("RELOADING=1") == 1 && count("READY=1") >= 2;
-    }, 20s));
+    CHECK(wait_until(
+        [&] {
+            drain();
+            return count("RELOADING=1") == 1 && count("READY=1") >= 2;
+        },
+        20s));
     CHECK(relay.wait_for_log("SIGHUP: reloaded", 10s));
     CHECK(relay.wait_for_log("\"level\":\"info\",\"msg\":\"SIGHUP: reloaded", 10s));  // now JSON lines
     // A broken file keeps the running configuration.
@@ -163,8 +187,10 @@ TEST_CASE("operations: systemd gets READY=1, periodic WATCHDOG=1, RELOADING=1 ar
     drain();
     CHECK(count("STOPPING=1") == 1);
     // READY before the first STOPPING, and watchdog pings about every 200 ms while running.
-    const auto ready = std::find_if(messages.begin(), messages.end(), [](const auto& m) { return m == "READY=1"; });
-    const auto stopping = std::find_if(messages.begin(), messages.end(), [](const auto& m) { return m == "STOPPING=1"; });
+    const auto ready =
+        std::find_if(messages.begin(), messages.end(), [](const auto& m) { return m == "READY=1"; });
+    const auto stopping =
+        std::find_if(messages.begin(), messages.end(), [](const auto& m) { return m == "STOPPING=1"; });
     CHECK(ready < stopping);
     ::close(fd);
 }
@@ -180,27 +206,39 @@ TEST_CASE("operations: passwords never reach a log line") {
     pg.exec("ALTER SYSTEM SET password_encryption = 'scram-sha-256'");
     // Require the password for relay_user over TCP.
     std::ofstream(pg.data_dir() + "/pg_hba.conf", std::ios::trunc)
-        << "local all all trust\nhost all relay_user 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n";
+        << "local all all trust\nhost all relay_user 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 "
+           "trust\n";
     pg.exec("SELECT pg_reload_conf()");
     const std::string password_file = pg.run_dir() + "/pg-password";
     std::ofstream(password_file) << secret << "\n";
-    const std::string dsn_with_password = "postgresql://relay_user:" + secret + "@127.0.0.1:" + std::to_string(pg.port()) + "/postgres";
-    std::string config = "postgres:\n  dsn: \"" + dsn_with_password + "\"\n"
+    const std::string dsn_with_password =
+        "postgresql://relay_user:" + secret + "@127.0.0.1:" + std::to_string(pg.port()) + "/postgres";
+    std::string config = "postgres:\n  dsn: \"" + dsn_with_password +
+                         "\"\n"
                          "outbox:\n  table: public.outbox\n"
-                         "kafka:\n  bootstrap_servers: \"" + kafka.bootstrap() + "\"\n"
+                         "kafka:\n  bootstrap_servers: \"" +
+                         kafka.bootstrap() +
+                         "\"\n"
                          "metrics:\n  listen: \"\"\nlog:\n  level: debug\n";
     RelayProcess relay(pg.run_dir(), config);
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
     pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, payload) VALUES ('order', 'o-1', '{}')");
-    CHECK(wait_until([&] { return kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 5s).size() == 1; }, 20s, 200ms));
+    CHECK(
+        wait_until([&] { return kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 5s).size() == 1; },
+                   20s, 200ms));
     relay.terminate();
 
     // The same with the password in a file and a wrong one in the DSN: a failed login is logged.
     const std::string config2 = "postgres:\n  dsn: \"host=127.0.0.1 port=" + std::to_string(pg.port()) +
-                                " user=relay_user dbname=postgres password=wrong-" + secret + "\"\n"
-                                "  password_file: " + password_file + "\n"
+                                " user=relay_user dbname=postgres password=wrong-" + secret +
+                                "\"\n"
+                                "  password_file: " +
+                                password_file +
+                                "\n"
                                 "outbox:\n  table: public.outbox\n"
-                                "kafka:\n  bootstrap_servers: \"" + kafka.bootstrap() + "\"\n"
+                                "kafka:\n  bootstrap_servers: \"" +
+                                kafka.bootstrap() +
+                                "\"\n"
                                 "metrics:\n  listen: \"\"\nlog:\n  level: debug\n  format: json\n";
     RelayProcess relay2(pg.run_dir(), config2);
     REQUIRE(relay2.wait_for_log("streaming from slot", 30s));  // password_file wins over the DSN
@@ -212,7 +250,8 @@ TEST_CASE("operations: passwords never reach a log line") {
     CHECK(log.find("postgresql://relay_user:***@127.0.0.1") != std::string::npos);
     // Also --check-config's summary.
     std::string out;
-    run_command(SpawnOptions{.argv = {relay_binary(), "--config", relay.config_path(), "--check-config"}, .stderr_path = "=stdout"},
+    run_command(SpawnOptions{.argv = {relay_binary(), "--config", relay.config_path(), "--check-config"},
+                             .stderr_path = "=stdout"},
                 &out, 30s);
     CHECK(out.find("configuration OK") != std::string::npos);
     CHECK(out.find(secret) == std::string::npos);
@@ -228,14 +267,20 @@ TEST_CASE("operations: a real Prometheus server scrapes the relay while events f
 
     const std::string dir = pg.run_dir() + "/prometheus";
     std::filesystem::create_directories(dir + "/data");
-    std::ofstream(dir + "/prometheus.yml") << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-                                              "rule_files: [\"" OUTBOX_SOURCE_DIR "/prometheus/alerts.yml\"]\n"
-                                              "scrape_configs:\n  - job_name: outbox-relay\n    static_configs:\n"
-                                              "      - targets: [\"127.0.0.1:" << relay_port << "\"]\n";
+    std::ofstream(dir + "/prometheus.yml")
+        << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+           "rule_files: [\"" OUTBOX_SOURCE_DIR
+           "/prometheus/alerts.yml\"]\n"
+           "scrape_configs:\n  - job_name: outbox-relay\n    static_configs:\n"
+           "      - targets: [\"127.0.0.1:"
+        << relay_port << "\"]\n";
     const int prom_port = free_tcp_port();
-    SpawnOptions opts{.argv = {"prometheus", "--config.file=" + dir + "/prometheus.yml", "--storage.tsdb.path=" + dir + "/data",
+    SpawnOptions opts{.argv = {"prometheus", "--config.file=" + dir + "/prometheus.yml",
+                               "--storage.tsdb.path=" + dir + "/data",
                                "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
-                      .stdout_path = dir + "/prometheus.log", .stderr_path = "=stdout", .parent_death_signal = SIGKILL};
+                      .stdout_path = dir + "/prometheus.log",
+                      .stderr_path = "=stdout",
+                      .parent_death_signal = SIGKILL};
     ChildProcess prometheus(opts);
 
     int inserted = 0;
@@ -254,11 +299,15 @@ TEST_CASE("operations: a real Prometheus server scrapes the relay while events f
     };
     // Events keep flowing while Prometheus scrapes; it sees the counter grow.
     std::string answer;
-    const bool seen = wait_until([&] {
-        pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, payload) VALUES ('order', 'o-" + std::to_string(inserted++) + "', '{}')");
-        answer = query("sum(outbox_relay_events_published_total) > 0");
-        return answer.find("\"status\":\"success\"") != std::string::npos && answer.find("\"result\":[]") == std::string::npos;
-    }, 60s, 250ms);
+    const bool seen = wait_until(
+        [&] {
+            pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, payload) VALUES ('order', 'o-" +
+                    std::to_string(inserted++) + "', '{}')");
+            answer = query("sum(outbox_relay_events_published_total) > 0");
+            return answer.find("\"status\":\"success\"") != std::string::npos &&
+                   answer.find("\"result\":[]") == std::string::npos;
+        },
+        60s, 250ms);
     INFO(answer);
     INFO(read_file(dir + "/prometheus.log"));
     CHECK(seen);

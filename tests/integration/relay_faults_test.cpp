@@ -10,8 +10,8 @@
 #include "support/kafka_consumer.h"
 #include "support/mock_kafka.h"
 #include "support/pg_cluster.h"
-#include "support/relay_stack.h"
 #include "support/relay_process.h"
+#include "support/relay_stack.h"
 #include "support/wait.h"
 #include "support/workload.h"
 
@@ -27,7 +27,8 @@ std::string header_of(const KafkaRecord& r, const std::string& name) {
 
 // Each event may be delivered once, plus once more for every crash whose confirmed position was
 // at or before its transaction's commit (the relay replays from there).
-std::size_t copies_beyond_allowed(const std::vector<KafkaRecord>& records, const std::vector<Lsn>& confirmed_at_faults) {
+std::size_t copies_beyond_allowed(const std::vector<KafkaRecord>& records,
+                                  const std::vector<Lsn>& confirmed_at_faults) {
     std::map<std::string, std::pair<std::size_t, Lsn>> seen;
     for (const auto& r : records) {
         auto& entry = seen[header_of(r, "id")];
@@ -45,12 +46,20 @@ std::size_t copies_beyond_allowed(const std::vector<KafkaRecord>& records, const
 
 }  // namespace
 
-TEST_CASE("relay: 10,000 events over 50 aggregates, transactions of 1-500 rows with rollbacks, arrive exactly once in key order") {
+TEST_CASE(
+    "relay: 10,000 events over 50 aggregates, transactions of 1-500 rows with rollbacks, arrive exactly once "
+    "in key order") {
     Stack s;
     RelayProcess relay(s.pg.run_dir(), s.config());
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
-    Workload workload(s.pg, WorkloadOptions{.sessions = 4, .target_events = 10000, .min_rows = 1, .max_rows = 500,
-                                             .aggregates = 50, .rollback_ratio = 0.15, .savepoint_ratio = 0.1, .seed = 7});
+    Workload workload(s.pg, WorkloadOptions{.sessions = 4,
+                                            .target_events = 10000,
+                                            .min_rows = 1,
+                                            .max_rows = 500,
+                                            .aggregates = 50,
+                                            .rollback_ratio = 0.15,
+                                            .savepoint_ratio = 0.1,
+                                            .seed = 7});
     workload.run_to_completion();
     const auto committed = workload.committed();
     CHECK(committed.size() == 10000);
@@ -73,9 +82,14 @@ TEST_CASE("relay: SIGTERM during load, then restart: nothing lost, zero duplicat
     RelayProcess relay(s.pg.run_dir(), s.config());
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
     // Runs until stopped, so that every signal lands while transactions are committing.
-    Workload workload(s.pg, WorkloadOptions{.sessions = 3, .target_events = 0, .min_rows = 1, .max_rows = 20,
-                                             .aggregates = 30, .rollback_ratio = 0.1, .seed = 11,
-                                             .pause_between_txns = 10ms});
+    Workload workload(s.pg, WorkloadOptions{.sessions = 3,
+                                            .target_events = 0,
+                                            .min_rows = 1,
+                                            .max_rows = 20,
+                                            .aggregates = 30,
+                                            .rollback_ratio = 0.1,
+                                            .seed = 11,
+                                            .pause_between_txns = 10ms});
     workload.start();
     for (int round = 1; round <= 2; ++round) {
         REQUIRE(s.consumer.wait_for_count(static_cast<std::size_t>(1500 * round), 60s));
@@ -90,7 +104,8 @@ TEST_CASE("relay: SIGTERM during load, then restart: nothing lost, zero duplicat
     workload.join();
     REQUIRE(s.consumer.wait_for_ids(Stack::ids(workload), 120s));
     REQUIRE(s.consumer.wait_caught_up(30s));
-    const Verdict verdict = check_invariants(workload.committed(), workload.rolled_back_ids(), s.consumer.records());
+    const Verdict verdict =
+        check_invariants(workload.committed(), workload.rolled_back_ids(), s.consumer.records());
     INFO(verdict.describe());
     CHECK(verdict.ok());
     CHECK(verdict.duplicates == 0);
@@ -98,13 +113,20 @@ TEST_CASE("relay: SIGTERM during load, then restart: nothing lost, zero duplicat
     CHECK(relay.terminate() == 0);
 }
 
-TEST_CASE("relay: kill -9 at random points during load, five times: zero loss, duplicates only after the confirmed LSN") {
+TEST_CASE(
+    "relay: kill -9 at random points during load, five times: zero loss, duplicates only after the confirmed "
+    "LSN") {
     Stack s;
     RelayProcess relay(s.pg.run_dir(), s.config());
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
-    Workload workload(s.pg, WorkloadOptions{.sessions = 3, .target_events = 0, .min_rows = 1, .max_rows = 30,
-                                             .aggregates = 40, .rollback_ratio = 0.1, .seed = 23,
-                                             .pause_between_txns = 10ms});
+    Workload workload(s.pg, WorkloadOptions{.sessions = 3,
+                                            .target_events = 0,
+                                            .min_rows = 1,
+                                            .max_rows = 30,
+                                            .aggregates = 40,
+                                            .rollback_ratio = 0.1,
+                                            .seed = 23,
+                                            .pause_between_txns = 10ms});
     workload.start();
     std::mt19937 rng(20261125);
     std::vector<Lsn> confirmed_at_kill;
@@ -124,8 +146,9 @@ TEST_CASE("relay: kill -9 at random points during load, five times: zero loss, d
     REQUIRE(s.consumer.wait_for_ids(Stack::ids(workload), 120s));
     REQUIRE(s.consumer.wait_caught_up(30s));
     const auto records = s.consumer.records();
-    const Verdict verdict = check_invariants(workload.committed(), workload.rolled_back_ids(), records,
-                                             *std::min_element(confirmed_at_kill.begin(), confirmed_at_kill.end()));
+    const Verdict verdict =
+        check_invariants(workload.committed(), workload.rolled_back_ids(), records,
+                         *std::min_element(confirmed_at_kill.begin(), confirmed_at_kill.end()));
     INFO(verdict.describe());
     CHECK(verdict.ok());
     CHECK(verdict.lost == 0);
@@ -134,13 +157,20 @@ TEST_CASE("relay: kill -9 at random points during load, five times: zero loss, d
     CHECK(relay.terminate() == 0);
 }
 
-TEST_CASE("relay: all brokers down longer than message.timeout.ms during load: the slot holds, then nothing is lost") {
+TEST_CASE(
+    "relay: all brokers down longer than message.timeout.ms during load: the slot holds, then nothing is "
+    "lost") {
     Stack s;
     RelayProcess relay(s.pg.run_dir(), s.config("    message.timeout.ms: 2000\n"));
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
-    Workload workload(s.pg, WorkloadOptions{.sessions = 2, .target_events = 0, .min_rows = 1, .max_rows = 10,
-                                             .aggregates = 20, .rollback_ratio = 0.1, .seed = 5,
-                                             .pause_between_txns = 20ms});
+    Workload workload(s.pg, WorkloadOptions{.sessions = 2,
+                                            .target_events = 0,
+                                            .min_rows = 1,
+                                            .max_rows = 10,
+                                            .aggregates = 20,
+                                            .rollback_ratio = 0.1,
+                                            .seed = 5,
+                                            .pause_between_txns = 20ms});
     workload.start();
     REQUIRE(s.consumer.wait_for_count(500, 60s));
     s.kafka.all_down();
@@ -152,7 +182,8 @@ TEST_CASE("relay: all brokers down longer than message.timeout.ms during load: t
     const auto sessions = [&] {
         const std::string log = relay.log();
         std::size_t n = 0;
-        for (std::size_t pos = 0; (pos = log.find("streaming from slot", pos)) != std::string::npos; ++pos) ++n;
+        for (std::size_t pos = 0; (pos = log.find("streaming from slot", pos)) != std::string::npos; ++pos)
+            ++n;
         return n;
     };
     REQUIRE(wait_until([&] { return sessions() >= 2; }, 30s));
@@ -168,7 +199,8 @@ TEST_CASE("relay: all brokers down longer than message.timeout.ms during load: t
     workload.join();
     REQUIRE(s.consumer.wait_for_ids(Stack::ids(workload), 120s));
     REQUIRE(s.consumer.wait_caught_up(30s));
-    const Verdict verdict = check_invariants(workload.committed(), workload.rolled_back_ids(), s.consumer.records(), held);
+    const Verdict verdict =
+        check_invariants(workload.committed(), workload.rolled_back_ids(), s.consumer.records(), held);
     INFO(verdict.describe());
     CHECK(verdict.ok());
     CHECK(verdict.lost == 0);

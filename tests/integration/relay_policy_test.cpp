@@ -20,12 +20,18 @@ using namespace outbox::test;
 namespace {
 
 constexpr const char* kOutboxDdl =
-    "CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload jsonb)";
+    "CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload "
+    "jsonb)";
 
 std::string relay_config(const PgCluster& pg, const MockKafka& kafka, const std::string& on_invalid) {
-    return "postgres:\n  dsn: \"" + pg.tcp_dsn() + "\"\n  status_interval: 500ms\n"
-           "outbox:\n  table: public.outbox\n  headers: [type]\n  on_invalid: " + on_invalid + "\n"
-           "kafka:\n  bootstrap_servers: \"" + kafka.bootstrap() + "\"\n"
+    return "postgres:\n  dsn: \"" + pg.tcp_dsn() +
+           "\"\n  status_interval: 500ms\n"
+           "outbox:\n  table: public.outbox\n  headers: [type]\n  on_invalid: " +
+           on_invalid +
+           "\n"
+           "kafka:\n  bootstrap_servers: \"" +
+           kafka.bootstrap() +
+           "\"\n"
            "metrics:\n  listen: \"\"\n";
 }
 
@@ -36,15 +42,20 @@ std::string header(const KafkaRecord& r, const std::string& name) {
     return "<absent>";
 }
 
-void insert(const PgCluster& pg, const std::string& id, const std::string& type_sql, const std::string& payload_sql) {
-    pg.exec("INSERT INTO outbox VALUES ('" + id + "', " + type_sql + ", 'agg-1', 'Created', " + payload_sql + ")");
+void insert(const PgCluster& pg, const std::string& id, const std::string& type_sql,
+            const std::string& payload_sql) {
+    pg.exec("INSERT INTO outbox VALUES ('" + id + "', " + type_sql + ", 'agg-1', 'Created', " + payload_sql +
+            ")");
 }
 
 Lsn slot_lsn(const PgCluster& pg) {
-    return *Lsn::parse(*pg.query_value("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'outbox_relay'"));
+    return *Lsn::parse(*pg.query_value(
+        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'outbox_relay'"));
 }
 
-Lsn insert_lsn(const PgCluster& pg) { return *Lsn::parse(*pg.query_value("SELECT pg_current_wal_insert_lsn()::text")); }
+Lsn insert_lsn(const PgCluster& pg) {
+    return *Lsn::parse(*pg.query_value("SELECT pg_current_wal_insert_lsn()::text"));
+}
 
 const std::string kGood1 = "00000000-0000-0000-0000-000000000001";
 const std::string kNullType = "00000000-0000-0000-0000-000000000002";
@@ -54,7 +65,8 @@ const std::string kHugePayload = "jsonb_build_object('blob', repeat('x', 1500000
 
 }  // namespace
 
-TEST_CASE("relay: a NULL aggregate type and a payload over the message size limit go to the dead-letter topic") {
+TEST_CASE(
+    "relay: a NULL aggregate type and a payload over the message size limit go to the dead-letter topic") {
     PgCluster pg;
     MockKafka kafka(pg.run_dir() + "/kafka", 1);
     pg.exec(kOutboxDdl);
@@ -67,10 +79,12 @@ TEST_CASE("relay: a NULL aggregate type and a payload over the message size limi
     const Lsn end = insert_lsn(pg);
 
     std::vector<KafkaRecord> dead;
-    REQUIRE(wait_until([&] {
-        dead = kcat_consume_all(kafka.bootstrap(), "outbox.dead_letter", 10s);
-        return dead.size() >= 2;
-    }, 30s, 200ms));
+    REQUIRE(wait_until(
+        [&] {
+            dead = kcat_consume_all(kafka.bootstrap(), "outbox.dead_letter", 10s);
+            return dead.size() >= 2;
+        },
+        30s, 200ms));
     CHECK(dead.size() == 2);
     std::map<std::string, KafkaRecord> by_id;
     for (const auto& r : dead) by_id[header(r, "id")] = r;
@@ -94,7 +108,8 @@ TEST_CASE("relay: a NULL aggregate type and a payload over the message size limi
     CHECK(header(good[0], "id") != header(good[1], "id"));
     // Handled events are confirmed like delivered ones: the slot moves past all four.
     CHECK(wait_until([&] { return slot_lsn(pg) >= end; }, 20s));
-    CHECK(relay.log().find("sent to dead-letter topic \"outbox.dead_letter\" (null_value)") != std::string::npos);
+    CHECK(relay.log().find("sent to dead-letter topic \"outbox.dead_letter\" (null_value)") !=
+          std::string::npos);
     CHECK(relay.terminate() == 0);
 }
 
@@ -139,9 +154,13 @@ TEST_CASE("relay: bad configuration files exit non-zero naming the key and the l
         std::string expected;
     };
     const std::vector<Case> cases = {
-        {"unknown-key", "postgres:\n  dsn: \"host=x\"\n  sttaus_interval: 1s\noutbox:\n  table: outbox\nkafka:\n  bootstrap_servers: x:9092\n",
+        {"unknown-key",
+         "postgres:\n  dsn: \"host=x\"\n  sttaus_interval: 1s\noutbox:\n  table: outbox\nkafka:\n  "
+         "bootstrap_servers: x:9092\n",
          "unknown-key.yaml:3: postgres.sttaus_interval: unknown key"},
-        {"wrong-type", "postgres:\n  dsn: \"host=x\"\noutbox:\n  table: outbox\nkafka:\n  bootstrap_servers: x:9092\nlimits:\n  max_inflight_events: lots\n",
+        {"wrong-type",
+         "postgres:\n  dsn: \"host=x\"\noutbox:\n  table: outbox\nkafka:\n  bootstrap_servers: "
+         "x:9092\nlimits:\n  max_inflight_events: lots\n",
          "wrong-type.yaml:8: limits.max_inflight_events"},
     };
     for (const auto& c : cases) {
@@ -163,7 +182,8 @@ TEST_CASE("relay: bad configuration files exit non-zero naming the key and the l
     missing.stderr_path = "=stdout";
     std::string out;
     CHECK(run_command(missing, &out, 30s) == 78);
-    CHECK(out.find("cannot read config file \"" + dir + "/nope.yaml\": No such file or directory") != std::string::npos);
+    CHECK(out.find("cannot read config file \"" + dir + "/nope.yaml\": No such file or directory") !=
+          std::string::npos);
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
 }

@@ -16,12 +16,14 @@ using namespace outbox::test;
 TEST_CASE("relay: events from committed transactions reach Kafka with key, value and headers") {
     PgCluster pg;
     MockKafka kafka(pg.run_dir() + "/kafka", 3);
-    pg.exec("CREATE TABLE outbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype text, "
-            "aggregateid text, type text, payload jsonb)");
-    const std::string config = "postgres:\n  dsn: \"" + pg.tcp_dsn() +
-                               "\"\n  status_interval: 1s\noutbox:\n  table: public.outbox\n  headers: [type]\n"
-                               "kafka:\n  bootstrap_servers: \"" + kafka.bootstrap() +
-                               "\"\nmetrics:\n  listen: \"\"\nlog:\n  level: debug\n";
+    pg.exec(
+        "CREATE TABLE outbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype text, "
+        "aggregateid text, type text, payload jsonb)");
+    const std::string config =
+        "postgres:\n  dsn: \"" + pg.tcp_dsn() +
+        "\"\n  status_interval: 1s\noutbox:\n  table: public.outbox\n  headers: [type]\n"
+        "kafka:\n  bootstrap_servers: \"" +
+        kafka.bootstrap() + "\"\nmetrics:\n  listen: \"\"\nlog:\n  level: debug\n";
     RelayProcess relay(pg.run_dir(), config);
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
     for (int i = 0; i < 20; ++i) {
@@ -29,10 +31,12 @@ TEST_CASE("relay: events from committed transactions reach Kafka with key, value
                 std::to_string(i % 3) + "', 'Created', '{\"n\": " + std::to_string(i) + "}')");
     }
     std::vector<KafkaRecord> records;
-    CHECK(wait_until([&] {
-        records = kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 10s);
-        return records.size() >= 20;
-    }, 30s, 200ms));
+    CHECK(wait_until(
+        [&] {
+            records = kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 10s);
+            return records.size() >= 20;
+        },
+        30s, 200ms));
     CHECK(records.size() == 20);
     std::set<std::string> payloads;
     for (const auto& r : records) {

@@ -41,12 +41,15 @@ pg::ReplicationOptions options_for(const std::string& dsn) {
 }
 
 Lsn slot_confirmed(const PgCluster& pg) {
-    const auto text = pg.query_value("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'test_slot'");
+    const auto text = pg.query_value(
+        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'test_slot'");
     REQUIRE(text.has_value());
     return *Lsn::parse(*text);
 }
 
-Lsn insert_lsn(const PgCluster& pg) { return *Lsn::parse(*pg.query_value("SELECT pg_current_wal_insert_lsn()::text")); }
+Lsn insert_lsn(const PgCluster& pg) {
+    return *Lsn::parse(*pg.query_value("SELECT pg_current_wal_insert_lsn()::text"));
+}
 
 std::vector<int> seqs(const std::vector<DecodedRow>& rows) {
     std::vector<int> out;
@@ -81,10 +84,12 @@ TEST_CASE("replication: exactly the committed rows arrive, in commit order, with
     // 1: one row with every interesting type.
     a.exec_params(
         "INSERT INTO outbox VALUES (1, 'order', 'o-1', $1::jsonb, $2::bytea, $3::uuid, $4::timestamptz, $5)",
-        {R"({"total": 12.5, "items": ["a", "b"], "name": "Grüße"})", "\\x00ff10", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-         "2024-02-29 13:14:15.123456+00", unicode});
+        {R"({"total": 12.5, "items": ["a", "b"], "name": "Grüße"})", "\\x00ff10",
+         "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "2024-02-29 13:14:15.123456+00", unicode});
     // 2-4: a multi-row INSERT.
-    a.exec("INSERT INTO outbox (seq, aggregatetype, aggregateid) VALUES (2, 'order', 'o-2'), (3, 'order', 'o-3'), (4, 'user', 'u-1')");
+    a.exec(
+        "INSERT INTO outbox (seq, aggregatetype, aggregateid) VALUES (2, 'order', 'o-2'), (3, 'order', "
+        "'o-3'), (4, 'user', 'u-1')");
     // A rolled-back transaction and a rolled-back savepoint leave nothing.
     a.exec("BEGIN");
     a.exec("INSERT INTO outbox (seq, aggregatetype, aggregateid) VALUES (100, 'order', 'rolled-back')");
@@ -101,8 +106,10 @@ TEST_CASE("replication: exactly the committed rows arrive, in commit order, with
               "7\tcopy\tc-7\t\\N\n8\tcopy\tc-8\tline\\nbreak\n9\tcopy\tc-9\tüber\n");
     // 10: a 1 MB payload.
     const std::string big(1024 * 1024, 'x');
-    a.exec_params("INSERT INTO outbox (seq, aggregatetype, aggregateid, payload) VALUES (10, 'big', 'b-1', jsonb_build_object('blob', $1::text))",
-                  {big});
+    a.exec_params(
+        "INSERT INTO outbox (seq, aggregatetype, aggregateid, payload) VALUES (10, 'big', 'b-1', "
+        "jsonb_build_object('blob', $1::text))",
+        {big});
     // Two sessions interleaved: B commits first, so B's row comes first.
     a.exec("BEGIN");
     a.exec("INSERT INTO outbox (seq, aggregatetype, aggregateid) VALUES (12, 'order', 'session-a')");
@@ -154,7 +161,8 @@ TEST_CASE("replication: ALTER TABLE ADD COLUMN between inserts is decoded with t
     pg.exec("INSERT INTO outbox (seq, aggregatetype, aggregateid) VALUES (1, 'order', 'o-1')");
     pg.exec("ALTER TABLE outbox ADD COLUMN tenant text DEFAULT 'acme'");
     pg.exec("INSERT INTO outbox (seq, aggregatetype, aggregateid) VALUES (2, 'order', 'o-2')");
-    pg.exec("INSERT INTO outbox (seq, aggregatetype, aggregateid, tenant) VALUES (3, 'order', 'o-3', 'globex')");
+    pg.exec(
+        "INSERT INTO outbox (seq, aggregatetype, aggregateid, tenant) VALUES (3, 'order', 'o-3', 'globex')");
     pg.exec("ALTER TABLE outbox DROP COLUMN note");
     pg.exec("INSERT INTO outbox (seq, aggregatetype, aggregateid) VALUES (4, 'order', 'o-4')");
     REQUIRE(reader.pump_until([&] { return reader.rows().size() >= 4; }, 30s));
@@ -169,7 +177,9 @@ TEST_CASE("replication: ALTER TABLE ADD COLUMN between inserts is decoded with t
     CHECK(rows[3].column_names.size() == 8);
 }
 
-TEST_CASE("replication: the slot never passes what the client confirmed, idle slots advance, fast stop does not hang") {
+TEST_CASE(
+    "replication: the slot never passes what the client confirmed, idle slots advance, fast stop does not "
+    "hang") {
     PgCluster pg;
     pg.exec(kOutboxDdl);
     pg.exec("CREATE TABLE other (x int)");
@@ -179,7 +189,8 @@ TEST_CASE("replication: the slot never passes what the client confirmed, idle sl
     ReplicationReader reader(stream);  // confirms nothing by itself
 
     for (int i = 1; i <= 3; ++i) {
-        pg.exec("INSERT INTO outbox (seq, aggregatetype, aggregateid) VALUES (" + std::to_string(i) + ", 'o', 'k')");
+        pg.exec("INSERT INTO outbox (seq, aggregatetype, aggregateid) VALUES (" + std::to_string(i) +
+                ", 'o', 'k')");
     }
     REQUIRE(reader.pump_until([&] { return reader.transactions().size() == 3; }, 30s));
     // Received but not confirmed: status updates go out every 100 ms, the slot stays put.
@@ -266,7 +277,9 @@ TEST_CASE("replication: missing publication, slot or table is a clear configurat
     };
     std::string err = start_error(options);
     CHECK(err.find("publication \"test_pub\" does not exist") != std::string::npos);
-    CHECK(err.find("CREATE PUBLICATION \"test_pub\" FOR TABLE \"public\".\"outbox\" WITH (publish = 'insert')") != std::string::npos);
+    CHECK(err.find(
+              "CREATE PUBLICATION \"test_pub\" FOR TABLE \"public\".\"outbox\" WITH (publish = 'insert')") !=
+          std::string::npos);
 
     pg.exec("CREATE PUBLICATION test_pub FOR TABLE audit");
     err = start_error(options);
@@ -311,21 +324,24 @@ TEST_CASE("replication: outbox-relay-dump prints decoded messages as JSON lines 
     pg.exec("INSERT INTO outbox (seq, aggregatetype, aggregateid, note) VALUES (1, 'order', 'o-1', 'naïve')");
     pg.exec("INSERT INTO outbox (seq, aggregatetype, aggregateid, data) VALUES (2, 'order', 'o-2', '\\x01')");
     const Lsn end = insert_lsn(pg);
-    const int rc = run_command(SpawnOptions{.argv = {dump, "--dsn", pg.tcp_dsn(), "--slot", "dump_slot", "--publication",
-                                                     "dump_pub", "--table", "public.outbox", "--endpos", end.to_string()}},
-                               &out, 30s);
+    const int rc = run_command(
+        SpawnOptions{.argv = {dump, "--dsn", pg.tcp_dsn(), "--slot", "dump_slot", "--publication", "dump_pub",
+                              "--table", "public.outbox", "--endpos", end.to_string()}},
+        &out, 30s);
     CHECK(rc == 0);
     CHECK(out.find(R"("type":"Relation")") != std::string::npos);
     CHECK(out.find(R"("aggregateid":"o-1")") != std::string::npos);
     CHECK(out.find(R"("note":"naïve")") != std::string::npos);
     CHECK(out.find(R"("data":"\\x01")") != std::string::npos);
     std::size_t commits = 0;
-    for (std::size_t pos = 0; (pos = out.find(R"("type":"Commit")", pos)) != std::string::npos; ++pos) ++commits;
+    for (std::size_t pos = 0; (pos = out.find(R"("type":"Commit")", pos)) != std::string::npos; ++pos)
+        ++commits;
     CHECK(commits == 2);
     // It confirmed what it printed: a second run starts after those transactions.
-    const int rc2 = run_command(SpawnOptions{.argv = {dump, "--dsn", pg.tcp_dsn(), "--slot", "dump_slot", "--publication",
-                                                      "dump_pub", "--table", "public.outbox", "--endpos", end.to_string()}},
-                                &out, 30s);
+    const int rc2 = run_command(
+        SpawnOptions{.argv = {dump, "--dsn", pg.tcp_dsn(), "--slot", "dump_slot", "--publication", "dump_pub",
+                              "--table", "public.outbox", "--endpos", end.to_string()}},
+        &out, 30s);
     CHECK(rc2 == 0);
     CHECK(out.find(R"("type":"Insert")") == std::string::npos);
 }

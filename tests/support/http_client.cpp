@@ -29,7 +29,8 @@ HttpResponse http_get(int port, const std::string& path, std::chrono::millisecon
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     char buf[65536];
     while (true) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) break;
         pollfd pfd{fd, POLLIN, 0};
         if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;

@@ -24,7 +24,9 @@ bool has_header(const KafkaRecord& record, std::string_view name) {
                        [&](const KafkaHeader& h) { return h.name == name; });
 }
 
-std::string where(const KafkaRecord& r) { return fmt::format("{}[{}]@{}", r.topic, r.partition, r.offset); }
+std::string where(const KafkaRecord& r) {
+    return fmt::format("{}[{}]@{}", r.topic, r.partition, r.offset);
+}
 
 std::string show(const std::optional<std::string>& value, std::size_t max = 60) {
     if (!value) return "null";
@@ -68,9 +70,10 @@ std::string Verdict::summary_header() {
 }
 
 std::string Verdict::summary() const {
-    return fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |", committed, delivered_unique,
-                       lost, phantoms, duplicates, duplicates_outside_window, order_violations, dead_lettered,
-                       misrouted, malformed, lsn_inconsistencies, ok() ? "OK" : "FAIL");
+    return fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |", committed,
+                       delivered_unique, lost, phantoms, duplicates, duplicates_outside_window,
+                       order_violations, dead_lettered, misrouted, malformed, lsn_inconsistencies,
+                       ok() ? "OK" : "FAIL");
 }
 
 std::string Verdict::describe() const {
@@ -80,14 +83,16 @@ std::string Verdict::describe() const {
     return out;
 }
 
-Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std::vector<std::string>& rolled_back_ids,
+Verdict check_invariants(const std::vector<CommittedEvent>& committed,
+                         const std::vector<std::string>& rolled_back_ids,
                          const std::vector<KafkaRecord>& records, std::optional<Lsn> confirmed_at_fault) {
     CheckOptions options;
     options.confirmed_at_fault = confirmed_at_fault;
     return check_invariants(committed, rolled_back_ids, records, options);
 }
 
-Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std::vector<std::string>& rolled_back_ids,
+Verdict check_invariants(const std::vector<CommittedEvent>& committed,
+                         const std::vector<std::string>& rolled_back_ids,
                          const std::vector<KafkaRecord>& records, const CheckOptions& options) {
     Verdict v;
     Problems problems(options.max_examples);
@@ -98,7 +103,8 @@ Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std
     index.reserve(committed.size());
     for (std::size_t i = 0; i < committed.size(); ++i) {
         if (!index.emplace(committed[i].id, i).second) {
-            throw std::invalid_argument("check_invariants: committed event " + committed[i].id + " listed twice");
+            throw std::invalid_argument("check_invariants: committed event " + committed[i].id +
+                                        " listed twice");
         }
     }
     const std::unordered_set<std::string> rolled_back(rolled_back_ids.begin(), rolled_back_ids.end());
@@ -134,8 +140,8 @@ Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std
             if (phantom_ids.insert(*id).second) {
                 ++v.phantoms;
                 problems.add("phantom", fmt::format("{} event {} at {}",
-                                                    rolled_back.contains(*id) ? "rolled-back" : "unknown", *id,
-                                                    where(r)));
+                                                    rolled_back.contains(*id) ? "rolled-back" : "unknown",
+                                                    *id, where(r)));
             }
             continue;
         }
@@ -145,7 +151,8 @@ Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std
         if (r.topic != expected) {
             ++v.misrouted;
             misrouted_to.emplace(idx, r.topic);
-            problems.add("misrouted", fmt::format("event {} at {}, expected on topic {}", e.id, where(r), expected));
+            problems.add("misrouted",
+                         fmt::format("event {} at {}, expected on topic {}", e.id, where(r), expected));
             continue;
         }
 
@@ -158,7 +165,8 @@ Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std
             if (r.key != std::optional<std::string>(e.aggregate_id)) {
                 wrong.push_back("key " + show(r.key) + " != " + show(e.aggregate_id));
             }
-            if (options.check_values && !e.payload.empty() && r.value != std::optional<std::string>(e.payload)) {
+            if (options.check_values && !e.payload.empty() &&
+                r.value != std::optional<std::string>(e.payload)) {
                 wrong.push_back("value " + show(r.value) + " != " + show(e.payload));
             }
         } else if (!header(r, "outbox-error-code")) {
@@ -167,8 +175,9 @@ Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std
         if (options.check_xids && e.xid != 0) {
             const auto xid = header(r, "outbox-xid");
             std::uint64_t parsed = 0;
-            const bool good = xid && std::from_chars(xid->data(), xid->data() + xid->size(), parsed).ec == std::errc{} &&
-                              parsed == e.xid;
+            const bool good =
+                xid && std::from_chars(xid->data(), xid->data() + xid->size(), parsed).ec == std::errc{} &&
+                parsed == e.xid;
             if (!good) wrong.push_back(fmt::format("outbox-xid {} != {}", show(xid), e.xid));
         }
         if (!wrong.empty()) {
@@ -191,10 +200,12 @@ Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std
             // inside the window; below it the relay must never have re-sent the event.
             if (options.confirmed_at_fault && (!lsn || *lsn < *options.confirmed_at_fault)) {
                 ++v.duplicates_outside_window;
-                problems.add("duplicate outside window",
-                             fmt::format("event {} delivered again at {} (first at {}) with outbox-lsn {} < confirmed {}",
-                                         e.id, where(r), where(*d.first), lsn_text.value_or("missing"),
-                                         options.confirmed_at_fault->to_string()));
+                problems.add(
+                    "duplicate outside window",
+                    fmt::format(
+                        "event {} delivered again at {} (first at {}) with outbox-lsn {} < confirmed {}",
+                        e.id, where(r), where(*d.first), lsn_text.value_or("missing"),
+                        options.confirmed_at_fault->to_string()));
             }
         }
         ++d.count;
@@ -203,10 +214,11 @@ Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std
             const auto [t, inserted] = txn_lsn.emplace(e.txn_seq, std::make_pair(*lsn, &r));
             if (!inserted && t->second.first != *lsn) {
                 ++v.lsn_inconsistencies;
-                problems.add("lsn", fmt::format("event {} at {} has outbox-lsn {}, but {} of the same transaction "
-                                                "has {}",
-                                                e.id, where(r), lsn->to_string(), where(*t->second.second),
-                                                t->second.first.to_string()));
+                problems.add("lsn",
+                             fmt::format("event {} at {} has outbox-lsn {}, but {} of the same transaction "
+                                         "has {}",
+                                         e.id, where(r), lsn->to_string(), where(*t->second.second),
+                                         t->second.first.to_string()));
             }
         }
     }
@@ -216,10 +228,11 @@ Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std
         if (deliveries[i].count != 0) continue;
         ++v.lost;
         const auto m = misrouted_to.find(i);
-        problems.add("lost", fmt::format("event {} (aggregate {}/{}, commit_seq {}) not on {}{}", committed[i].id,
-                                         committed[i].aggregate_type, committed[i].aggregate_id,
-                                         committed[i].commit_seq, expected_topic(committed[i]),
-                                         m == misrouted_to.end() ? "" : " (found on " + m->second + ")"));
+        problems.add("lost",
+                     fmt::format("event {} (aggregate {}/{}, commit_seq {}) not on {}{}", committed[i].id,
+                                 committed[i].aggregate_type, committed[i].aggregate_id,
+                                 committed[i].commit_seq, expected_topic(committed[i]),
+                                 m == misrouted_to.end() ? "" : " (found on " + m->second + ")"));
     }
 
     // Per-key order of first deliveries, and LSNs along each key's commit order.
@@ -247,14 +260,16 @@ Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std
             const CommittedEvent& cur = committed[events[k]];
             if (cur.commit_seq < prev.commit_seq) {
                 ++v.order_violations;
-                problems.add("order", fmt::format("key {}: event {} (commit_seq {}) first delivered at {}, after "
-                                                  "event {} (commit_seq {}) at {}",
-                                                  key.second, cur.id, cur.commit_seq, where(*first(events[k])),
-                                                  prev.id, prev.commit_seq, where(*first(events[k - 1]))));
+                problems.add("order",
+                             fmt::format("key {}: event {} (commit_seq {}) first delivered at {}, after "
+                                         "event {} (commit_seq {}) at {}",
+                                         key.second, cur.id, cur.commit_seq, where(*first(events[k])),
+                                         prev.id, prev.commit_seq, where(*first(events[k - 1]))));
             }
         }
-        std::sort(events.begin(), events.end(),
-                  [&](std::size_t a, std::size_t b) { return committed[a].commit_seq < committed[b].commit_seq; });
+        std::sort(events.begin(), events.end(), [&](std::size_t a, std::size_t b) {
+            return committed[a].commit_seq < committed[b].commit_seq;
+        });
         for (std::size_t k = 1; k < events.size(); ++k) {
             const CommittedEvent& prev = committed[events[k - 1]];
             const CommittedEvent& cur = committed[events[k]];
@@ -263,8 +278,10 @@ Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std
             if (!pl || !cl || prev.txn_seq == cur.txn_seq) continue;
             if (*cl <= *pl) {
                 ++v.lsn_inconsistencies;
-                problems.add("lsn", fmt::format("key {}: event {} committed after event {} but has outbox-lsn {} <= {}",
-                                                key.second, cur.id, prev.id, cl->to_string(), pl->to_string()));
+                problems.add(
+                    "lsn",
+                    fmt::format("key {}: event {} committed after event {} but has outbox-lsn {} <= {}",
+                                key.second, cur.id, prev.id, cl->to_string(), pl->to_string()));
             }
         }
     }

@@ -24,8 +24,8 @@ struct CheckOptions {
     std::optional<Lsn> confirmed_at_fault;
     std::string topic_prefix = "outbox.event.";  // expected topic = prefix + aggregate type
     std::string dead_letter_topic = "outbox.dead_letter";
-    bool check_values = true;  // value == CommittedEvent::payload when that is not empty
-    bool check_xids = true;    // outbox-xid == CommittedEvent::xid when that is not 0
+    bool check_values = true;      // value == CommittedEvent::payload when that is not empty
+    bool check_xids = true;        // outbox-xid == CommittedEvent::xid when that is not 0
     std::size_t max_examples = 5;  // problem lines kept per kind
 };
 
@@ -37,10 +37,10 @@ struct Verdict {
     std::size_t phantoms = 0;          // distinct ids in Kafka that were rolled back or never generated
     std::size_t duplicates = 0;        // extra deliveries: records beyond the first per event
     std::size_t duplicates_outside_window = 0;  // of those, not replayable from confirmed_at_fault
-    std::size_t order_violations = 0;  // per key, a first delivery after one that committed later
-    std::size_t dead_lettered = 0;     // expected dead-letter events found on the dead-letter topic
-    std::size_t misrouted = 0;         // records of known events on a wrong topic; keys split over partitions
-    std::size_t malformed = 0;         // records with a missing/wrong id, key, value, outbox-xid, outbox-lsn
+    std::size_t order_violations = 0;           // per key, a first delivery after one that committed later
+    std::size_t dead_lettered = 0;              // expected dead-letter events found on the dead-letter topic
+    std::size_t misrouted = 0;  // records of known events on a wrong topic; keys split over partitions
+    std::size_t malformed = 0;  // records with a missing/wrong id, key, value, outbox-xid, outbox-lsn
     // outbox-lsn not constant within one transaction, or going back along a key's commit order.
     std::size_t lsn_inconsistencies = 0;
     std::vector<std::string> problems;  // the first few examples of each kind
@@ -58,10 +58,12 @@ struct Verdict {
     [[nodiscard]] std::string describe() const;
 };
 
-Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std::vector<std::string>& rolled_back_ids,
+Verdict check_invariants(const std::vector<CommittedEvent>& committed,
+                         const std::vector<std::string>& rolled_back_ids,
                          const std::vector<KafkaRecord>& records, const CheckOptions& options);
 
-Verdict check_invariants(const std::vector<CommittedEvent>& committed, const std::vector<std::string>& rolled_back_ids,
+Verdict check_invariants(const std::vector<CommittedEvent>& committed,
+                         const std::vector<std::string>& rolled_back_ids,
                          const std::vector<KafkaRecord>& records,
                          std::optional<Lsn> confirmed_at_fault = std::nullopt);
 

@@ -23,8 +23,8 @@ void on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
 
 void on_error(rd_kafka_t* /*rk*/, int err, const char* reason, void* opaque) {
     if (auto* self = static_cast<TopicConsumer*>(opaque)) {
-        self->note_error(std::string("error ") + rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)) + ": " +
-                         reason);
+        self->note_error(std::string("error ") + rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)) +
+                         ": " + reason);
     }
 }
 
@@ -94,7 +94,9 @@ TopicConsumer::TopicConsumer(TopicConsumerOptions options) : options_(std::move(
     thread_ = std::thread([this] { run(); });
 }
 
-TopicConsumer::~TopicConsumer() { stop(); }
+TopicConsumer::~TopicConsumer() {
+    stop();
+}
 
 void TopicConsumer::stop() {
     std::lock_guard lock(stop_mutex_);
@@ -192,8 +194,8 @@ void TopicConsumer::run() {
             const char* name = nullptr;
             const void* value = nullptr;
             std::size_t size = 0;
-            for (std::size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-                 ++i) {
+            for (std::size_t i = 0;
+                 rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
                 KafkaHeader h;
                 h.name = name;
                 if (value != nullptr) h.value = std::string(static_cast<const char*>(value), size);
@@ -249,7 +251,8 @@ bool TopicConsumer::wait_for_count(std::size_t count, std::chrono::milliseconds 
     return outbox::test::wait_until([&] { return size() >= count; }, timeout);
 }
 
-bool TopicConsumer::wait_for_ids(const std::vector<std::string>& ids, std::chrono::milliseconds timeout) const {
+bool TopicConsumer::wait_for_ids(const std::vector<std::string>& ids,
+                                 std::chrono::milliseconds timeout) const {
     return outbox::test::wait_until([&] { return count_ids(ids) == ids.size(); }, timeout,
                                     std::chrono::milliseconds(50));
 }

@@ -76,9 +76,9 @@ struct Json {
     enum class Kind { Null, Bool, Number, String, Array, Object };
     Kind kind = Kind::Null;
     bool boolean = false;
-    std::string text;                // String: the decoded bytes; Number: the literal
-    std::vector<std::string> keys;   // Object
-    std::vector<Json> values;        // Object (parallel to keys) and Array
+    std::string text;               // String: the decoded bytes; Number: the literal
+    std::vector<std::string> keys;  // Object
+    std::vector<Json> values;       // Object (parallel to keys) and Array
 
     [[nodiscard]] const Json* find(std::string_view key) const {
         for (std::size_t i = 0; i < keys.size(); ++i) {
@@ -101,12 +101,13 @@ public:
 
 private:
     [[noreturn]] void fail(const std::string& what) const {
-        throw std::runtime_error("kcat JSON: " + what + " at offset " + std::to_string(pos_) + " in: " +
-                                 std::string(s_.substr(0, 300)));
+        throw std::runtime_error("kcat JSON: " + what + " at offset " + std::to_string(pos_) +
+                                 " in: " + std::string(s_.substr(0, 300)));
     }
 
     void skip_ws() {
-        while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+        while (pos_ < s_.size() &&
+               (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
             ++pos_;
     }
 
@@ -187,7 +188,8 @@ private:
             v.kind = Json::Kind::Number;
             const std::size_t start = pos_;
             ++pos_;
-            while (pos_ < s_.size() && std::string_view("0123456789+-.eE").find(s_[pos_]) != std::string_view::npos)
+            while (pos_ < s_.size() &&
+                   std::string_view("0123456789+-.eE").find(s_[pos_]) != std::string_view::npos)
                 ++pos_;
             v.text = std::string(s_.substr(start, pos_ - start));
             return v;
@@ -201,10 +203,14 @@ private:
         for (int i = 0; i < 4; ++i) {
             const char h = s_[pos_++];
             value <<= 4;
-            if (h >= '0' && h <= '9') value |= static_cast<unsigned>(h - '0');
-            else if (h >= 'a' && h <= 'f') value |= static_cast<unsigned>(h - 'a' + 10);
-            else if (h >= 'A' && h <= 'F') value |= static_cast<unsigned>(h - 'A' + 10);
-            else fail("bad hex digit in \\u escape");
+            if (h >= '0' && h <= '9')
+                value |= static_cast<unsigned>(h - '0');
+            else if (h >= 'a' && h <= 'f')
+                value |= static_cast<unsigned>(h - 'a' + 10);
+            else if (h >= 'A' && h <= 'F')
+                value |= static_cast<unsigned>(h - 'A' + 10);
+            else
+                fail("bad hex digit in \\u escape");
         }
         return value;
     }
@@ -335,7 +341,8 @@ KcatResult kcat_try_produce(const std::string& bootstrap, const std::string& top
         args.push_back(*key);
     }
     for (const auto& [name, v] : headers) {
-        if (name.find('=') != std::string::npos) throw std::invalid_argument("kcat_produce: '=' in header name");
+        if (name.find('=') != std::string::npos)
+            throw std::invalid_argument("kcat_produce: '=' in header name");
         args.push_back("-H");
         args.push_back(name + "=" + v);
     }
@@ -345,20 +352,20 @@ KcatResult kcat_try_produce(const std::string& bootstrap, const std::string& top
     return KcatResult{run.exit_code, run.out};
 }
 
-void kcat_produce(const std::string& bootstrap, const std::string& topic, const std::optional<std::string>& key,
-                  const std::string& value, const KcatArgs& extra_args,
+void kcat_produce(const std::string& bootstrap, const std::string& topic,
+                  const std::optional<std::string>& key, const std::string& value, const KcatArgs& extra_args,
                   const std::vector<std::pair<std::string, std::string>>& headers,
                   std::chrono::milliseconds timeout) {
     const KcatResult result = kcat_try_produce(bootstrap, topic, key, value, extra_args, headers, timeout);
     if (!result.ok()) {
-        throw std::runtime_error("kcat produce to " + topic + " failed (exit " + std::to_string(result.exit_code) +
-                                 "):\n" + result.output);
+        throw std::runtime_error("kcat produce to " + topic + " failed (exit " +
+                                 std::to_string(result.exit_code) + "):\n" + result.output);
     }
 }
 
 void kcat_produce_many(const std::string& bootstrap, const std::string& topic,
-                       const std::vector<std::pair<std::string, std::string>>& records, const KcatArgs& extra_args,
-                       std::chrono::milliseconds timeout) {
+                       const std::vector<std::pair<std::string, std::string>>& records,
+                       const KcatArgs& extra_args, std::chrono::milliseconds timeout) {
     constexpr char kRecordDelim = '\x1e';
     constexpr char kKeyDelim = '\x1f';
     std::string content;
@@ -381,7 +388,8 @@ void kcat_produce_many(const std::string& bootstrap, const std::string& topic,
     args.push_back(file.path());
     const KcatRun run = run_kcat(args, timeout, true);
     if (run.exit_code != 0) {
-        throw std::runtime_error(describe(args) + " failed (exit " + std::to_string(run.exit_code) + "):\n" + run.out);
+        throw std::runtime_error(describe(args) + " failed (exit " + std::to_string(run.exit_code) + "):\n" +
+                                 run.out);
     }
 }
 
@@ -389,8 +397,8 @@ std::vector<KafkaRecord> kcat_consume_all(const std::string& bootstrap, const st
                                           std::chrono::milliseconds timeout, const KcatArgs& extra_args) {
     // fetch.wait.max.ms: the mock honours the fetch wait, so the default 500 ms makes every
     // consume take ~1.5 s before -e sees the end of all partitions.
-    std::vector<std::string> args = {"-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-J",
-                                     "-X", "fetch.wait.max.ms=10"};
+    std::vector<std::string> args = {
+        "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-J", "-X", "fetch.wait.max.ms=10"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     const KcatRun run = run_kcat(args, timeout, false);
     if (run.exit_code != 0) {
@@ -408,7 +416,8 @@ std::string kcat_metadata(const std::string& bootstrap, std::chrono::millisecond
     const std::vector<std::string> args = {"-L", "-J", "-b", bootstrap};
     const KcatRun run = run_kcat(args, timeout, false);
     if (run.exit_code != 0) {
-        throw std::runtime_error(describe(args) + " failed (exit " + std::to_string(run.exit_code) + "):\n" + run.err);
+        throw std::runtime_error(describe(args) + " failed (exit " + std::to_string(run.exit_code) + "):\n" +
+                                 run.err);
     }
     return run.out;
 }

@@ -48,8 +48,9 @@ KcatResult kcat_try_produce(const std::string& bootstrap, const std::string& top
                             std::chrono::milliseconds timeout = kKcatTimeout);
 
 // As kcat_try_produce, but throws std::runtime_error (with kcat's output) unless it succeeded.
-void kcat_produce(const std::string& bootstrap, const std::string& topic, const std::optional<std::string>& key,
-                  const std::string& value, const KcatArgs& extra_args = {},
+void kcat_produce(const std::string& bootstrap, const std::string& topic,
+                  const std::optional<std::string>& key, const std::string& value,
+                  const KcatArgs& extra_args = {},
                   const std::vector<std::pair<std::string, std::string>>& headers = {},
                   std::chrono::milliseconds timeout = kKcatTimeout);
 

@@ -70,7 +70,7 @@ MockKafka::MockKafka(std::string run_dir, int brokers, std::vector<std::string> 
     if (::access(exe.c_str(), X_OK) != 0) throw std::runtime_error("mock-kafka executable not found: " + exe);
 
     SpawnOptions options;
-    options.argv = {exe, "--brokers", std::to_string(brokers_), "--bootstrap-file", bootstrap_path_,
+    options.argv = {exe,         "--brokers",  std::to_string(brokers_), "--bootstrap-file", bootstrap_path_,
                     "--control", control_path_};
     options.argv.insert(options.argv.end(), extra_args.begin(), extra_args.end());
     options.stdout_path = log_path_;
@@ -153,7 +153,9 @@ std::string MockKafka::raw_command(const std::string& line) {
             throw std::runtime_error("mock-kafka control: no reply to '" + line + "' within " +
                                      std::to_string(kControlTimeout.count()) + " s");
         if (n < 0) throw std::runtime_error(std::string("mock-kafka control recv: ") + std::strerror(errno));
-        if (n == 0) throw std::runtime_error("mock-kafka control: connection closed without a reply to '" + line + "'");
+        if (n == 0)
+            throw std::runtime_error("mock-kafka control: connection closed without a reply to '" + line +
+                                     "'");
         reply.append(buf, static_cast<std::size_t>(n));
     }
     return reply.substr(0, reply.find('\n'));

@@ -90,7 +90,8 @@ void PgCluster::init_cluster(const PgClusterOptions& options) {
     opts.stderr_path = "=stdout";
     const int rc = run_command(opts, nullptr, std::chrono::seconds(120));
     if (rc != 0) {
-        throw std::runtime_error("initdb failed (exit " + std::to_string(rc) + "): " + tail(read_file(log_path), 2000));
+        throw std::runtime_error("initdb failed (exit " + std::to_string(rc) +
+                                 "): " + tail(read_file(log_path), 2000));
     }
     // Appended settings win over initdb's defaults and survive restarts.
     std::ofstream conf(data_dir() + "/postgresql.conf", std::ios::app);
@@ -121,10 +122,11 @@ void PgCluster::start() {
     opts.parent_death_signal = SIGQUIT;
     postmaster_ = ChildProcess(opts);
     const std::string dsn = tcp_dsn();
-    const bool up = wait_until(
-        [&] { return !postmaster_.running() || PQping(dsn.c_str()) == PQPING_OK; }, std::chrono::seconds(60));
+    const bool up = wait_until([&] { return !postmaster_.running() || PQping(dsn.c_str()) == PQPING_OK; },
+                               std::chrono::seconds(60));
     if (!up || !postmaster_.running()) {
-        const std::string why = up ? "the server exited" : "the server did not accept connections within 60 s";
+        const std::string why =
+            up ? "the server exited" : "the server did not accept connections within 60 s";
         postmaster_.stop(SIGKILL, std::chrono::seconds(5));
         throw std::runtime_error("PostgreSQL did not start: " + why + "\n" + tail(log(), 3000));
     }
@@ -145,7 +147,9 @@ void PgCluster::begin_stop(StopMode mode) {
     if (running()) postmaster_.signal(stop_signal(mode));
 }
 
-bool PgCluster::wait_stopped(std::chrono::milliseconds timeout) { return postmaster_.wait_for(timeout).has_value(); }
+bool PgCluster::wait_stopped(std::chrono::milliseconds timeout) {
+    return postmaster_.wait_for(timeout).has_value();
+}
 
 void PgCluster::stop(StopMode mode, std::chrono::milliseconds grace) {
     if (!running()) return;
@@ -153,7 +157,8 @@ void PgCluster::stop(StopMode mode, std::chrono::milliseconds grace) {
     if (!postmaster_.wait_for(grace)) {
         // Escalate: immediate shutdown, then kill. Backends exit when they see the postmaster gone.
         postmaster_.signal(SIGQUIT);
-        if (!postmaster_.wait_for(std::chrono::seconds(10))) postmaster_.stop(SIGKILL, std::chrono::seconds(10));
+        if (!postmaster_.wait_for(std::chrono::seconds(10)))
+            postmaster_.stop(SIGKILL, std::chrono::seconds(10));
         throw std::runtime_error("PostgreSQL did not stop within the grace period; it was killed");
     }
 }
@@ -163,7 +168,9 @@ void PgCluster::restart(StopMode mode) {
     start();
 }
 
-bool PgCluster::running() { return postmaster_.running(); }
+bool PgCluster::running() {
+    return postmaster_.running();
+}
 
 std::string PgCluster::tcp_dsn(const std::string& dbname) const {
     return "host=127.0.0.1 port=" + std::to_string(port_) + " user=" + superuser_ + " dbname=" + dbname +
@@ -171,15 +178,17 @@ std::string PgCluster::tcp_dsn(const std::string& dbname) const {
 }
 
 std::string PgCluster::unix_dsn(const std::string& dbname) const {
-    return "host=" + run_dir_ + " port=" + std::to_string(port_) + " user=" + superuser_ + " dbname=" + dbname +
-           " connect_timeout=10";
+    return "host=" + run_dir_ + " port=" + std::to_string(port_) + " user=" + superuser_ +
+           " dbname=" + dbname + " connect_timeout=10";
 }
 
 pg::Connection PgCluster::connect(const std::string& dbname) const {
     return pg::Connection::connect(tcp_dsn(dbname), pg::ReplicationMode::None, std::nullopt, "outbox-test");
 }
 
-void PgCluster::exec(const std::string& sql, const std::string& dbname) const { connect(dbname).exec(sql); }
+void PgCluster::exec(const std::string& sql, const std::string& dbname) const {
+    connect(dbname).exec(sql);
+}
 
 std::optional<std::string> PgCluster::query_value(const std::string& sql, const std::string& dbname) const {
     return connect(dbname).query_value(sql);

@@ -54,7 +54,8 @@ public:
 
     pg::Connection connect(const std::string& dbname = "postgres") const;
     void exec(const std::string& sql, const std::string& dbname = "postgres") const;
-    std::optional<std::string> query_value(const std::string& sql, const std::string& dbname = "postgres") const;
+    std::optional<std::string> query_value(const std::string& sql,
+                                           const std::string& dbname = "postgres") const;
 
     [[nodiscard]] std::string log() const;
 

@@ -120,8 +120,7 @@ ChildProcess::~ChildProcess() {
     }
 }
 
-ChildProcess::ChildProcess(ChildProcess&& other) noexcept
-    : pid_(other.pid_), status_(other.status_) {
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept : pid_(other.pid_), status_(other.status_) {
     other.pid_ = -1;
     other.status_.reset();
 }
@@ -137,7 +136,9 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
     return *this;
 }
 
-void ChildProcess::reap_status(int status) { status_ = status; }
+void ChildProcess::reap_status(int status) {
+    status_ = status;
+}
 
 bool ChildProcess::running() {
     if (pid_ <= 0 || status_) return false;

@@ -14,10 +14,10 @@ struct SpawnOptions {
     std::vector<std::string> argv;               // argv[0] is looked up in PATH unless it has a '/'
     std::map<std::string, std::string> env_set;  // added to / overriding the inherited environment
     std::vector<std::string> env_unset;
-    std::string stdout_path;                     // empty: inherit; otherwise appended to
-    std::string stderr_path;                     // empty: inherit; "=stdout": same as stdout
-    std::string working_dir;                     // empty: inherit
-    std::optional<uid_t> run_as_uid;             // drop to this user (and run_as_gid) before exec
+    std::string stdout_path;          // empty: inherit; otherwise appended to
+    std::string stderr_path;          // empty: inherit; "=stdout": same as stdout
+    std::string working_dir;          // empty: inherit
+    std::optional<uid_t> run_as_uid;  // drop to this user (and run_as_gid) before exec
     std::optional<gid_t> run_as_gid;
     // Signal the child gets when the spawning thread's process dies (prctl PR_SET_PDEATHSIG),
     // so a crashed test leaves no server behind. 0 = none.

@@ -10,9 +10,12 @@
 
 namespace outbox::test {
 
-std::string relay_binary() { return std::string(OUTBOX_BUILD_DIR) + "/outbox-relay"; }
+std::string relay_binary() {
+    return std::string(OUTBOX_BUILD_DIR) + "/outbox-relay";
+}
 
-RelayProcess::RelayProcess(std::string run_dir, std::string config_yaml, std::map<std::string, std::string> env)
+RelayProcess::RelayProcess(std::string run_dir, std::string config_yaml,
+                           std::map<std::string, std::string> env)
     : run_dir_(std::move(run_dir)), env_(std::move(env)) {
     static std::atomic<int> counter{0};
     config_path_ = run_dir_ + "/relay-" + std::to_string(++counter) + ".yaml";
@@ -45,7 +48,9 @@ int RelayProcess::terminate(std::chrono::milliseconds timeout) {
     return process_.exit_code();
 }
 
-void RelayProcess::kill9() { process_.stop(SIGKILL, std::chrono::seconds(10)); }
+void RelayProcess::kill9() {
+    process_.stop(SIGKILL, std::chrono::seconds(10));
+}
 
 std::optional<int> RelayProcess::wait_exit(std::chrono::milliseconds timeout) {
     if (!process_.wait_for(timeout)) return std::nullopt;

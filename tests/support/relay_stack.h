@@ -40,15 +40,16 @@ struct Stack {
                        const std::string& extra = "") const {
         return "postgres:\n  dsn: \"" + pg.tcp_dsn() + "\"\n  status_interval: 1s\n" + postgres_extra +
                "outbox:\n  table: public.outbox\n  headers: [type]\n"
-               "kafka:\n  bootstrap_servers: \"" + kafka.bootstrap() + "\"\n" +
+               "kafka:\n  bootstrap_servers: \"" +
+               kafka.bootstrap() + "\"\n" +
                (kafka_properties.empty() ? "" : "  properties:\n" + kafka_properties) +
                "metrics:\n  listen: \"\"\n" + extra;
     }
 
     // The slot's confirmed_flush_lsn (0/0 when the slot does not exist).
     Lsn slot_confirmed() const {
-        const auto text =
-            pg.query_value("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'outbox_relay'");
+        const auto text = pg.query_value(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'outbox_relay'");
         return text ? Lsn::parse(*text).value_or(Lsn()) : Lsn();
     }
 

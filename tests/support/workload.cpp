@@ -75,7 +75,8 @@ struct PlannedRow {
 // ": " and ", " separators. So the text we record equals what the relay will publish.
 std::string make_payload(std::uint64_t seq, std::uint32_t session, std::size_t padding) {
     if (padding == 0) return fmt::format(R"({{"seq": {}, "session": {}}})", seq, session);
-    return fmt::format(R"({{"pad": "{}", "seq": {}, "session": {}}})", std::string(padding, 'x'), seq, session);
+    return fmt::format(R"({{"pad": "{}", "seq": {}, "session": {}}})", std::string(padding, 'x'), seq,
+                       session);
 }
 
 bool is_connection_loss(const std::exception& error, PGconn* conn) {
@@ -118,7 +119,8 @@ pg::Connection connect_quietly(const std::string& dsn) {
 std::optional<std::string> run_script(pg::Connection& conn, const std::string& sql) {
     PGconn* c = conn.get();
     if (PQsendQuery(c, sql.c_str()) == 0) {
-        throw pg::ServerError(ErrorKind::Transient, "cannot send the transaction: " + conn.error_message(), "");
+        throw pg::ServerError(ErrorKind::Transient, "cannot send the transaction: " + conn.error_message(),
+                              "");
     }
     std::optional<std::string> value;
     std::exception_ptr error;
@@ -148,8 +150,8 @@ std::optional<std::string> run_script(pg::Connection& conn, const std::string& s
 std::string outbox_table_ddl(std::string_view table, bool if_not_exists) {
     std::string ddl(kOutboxTableDdl);
     const std::string head = "CREATE TABLE outbox ";
-    std::string replacement = std::string("CREATE TABLE ") + (if_not_exists ? "IF NOT EXISTS " : "") +
-                              std::string(table) + " ";
+    std::string replacement =
+        std::string("CREATE TABLE ") + (if_not_exists ? "IF NOT EXISTS " : "") + std::string(table) + " ";
     ddl.replace(0, head.size(), replacement);
     return ddl;
 }
@@ -168,7 +170,8 @@ Workload::Workload(const PgCluster& cluster, WorkloadOptions options)
     : Workload(cluster.tcp_dsn(options.dbname), options) {}  // a copy: argument order is unspecified
 
 Workload::Workload(std::string dsn, WorkloadOptions options)
-    : options_(std::move(options)), dsn_(std::move(dsn)),
+    : options_(std::move(options)),
+      dsn_(std::move(dsn)),
       aggregate_locks_(static_cast<std::size_t>(std::max(options_.aggregates, 1))) {
     if (options_.sessions < 1) throw std::invalid_argument("Workload: sessions must be >= 1");
     if (options_.min_rows < 1 || options_.max_rows < options_.min_rows) {
@@ -212,7 +215,9 @@ void Workload::start() {
     for (int i = 0; i < options_.sessions; ++i) threads_.emplace_back([this, i] { run_session(i); });
 }
 
-void Workload::stop() noexcept { stop_ = true; }
+void Workload::stop() noexcept {
+    stop_ = true;
+}
 
 void Workload::join() {
     for (auto& t : threads_) {
@@ -231,7 +236,9 @@ void Workload::run_to_completion() {
     join();
 }
 
-bool Workload::running() const noexcept { return started_ && active_sessions_.load() > 0; }
+bool Workload::running() const noexcept {
+    return started_ && active_sessions_.load() > 0;
+}
 
 bool Workload::should_stop() const {
     return stop_.load() || (deadline_ && std::chrono::steady_clock::now() >= *deadline_);
@@ -264,7 +271,8 @@ namespace {
 struct StopRequested {};
 }  // namespace
 
-pg::Connection Workload::connect_with_retry(std::chrono::steady_clock::time_point deadline, bool give_up_on_stop) {
+pg::Connection Workload::connect_with_retry(std::chrono::steady_clock::time_point deadline,
+                                            bool give_up_on_stop) {
     while (true) {
         try {
             return connect_quietly(dsn_);
@@ -285,7 +293,9 @@ void Workload::run_session(int index) {
     s.permutation.resize(static_cast<std::size_t>(options_.aggregates));
     for (int i = 0; i < options_.aggregates; ++i) s.permutation[static_cast<std::size_t>(i)] = i;
 
-    const auto reconnect_deadline = [&] { return std::chrono::steady_clock::now() + options_.reconnect_timeout; };
+    const auto reconnect_deadline = [&] {
+        return std::chrono::steady_clock::now() + options_.reconnect_timeout;
+    };
     // Retries what a restarting server can throw at a fresh connection, up to the deadline.
     const auto retry = [&](const std::function<void()>& step) {
         const auto deadline = reconnect_deadline();
@@ -327,7 +337,8 @@ void Workload::run_session(int index) {
             const int m = s.rng.uniform(1, std::min(options_.max_aggregates_per_txn, k));
             for (int i = 0; i < m; ++i) {  // partial Fisher-Yates: m distinct aggregates
                 const int j = s.rng.uniform(i, k - 1);
-                std::swap(s.permutation[static_cast<std::size_t>(i)], s.permutation[static_cast<std::size_t>(j)]);
+                std::swap(s.permutation[static_cast<std::size_t>(i)],
+                          s.permutation[static_cast<std::size_t>(j)]);
             }
             std::vector<int> aggs(s.permutation.begin(), s.permutation.begin() + m);
             std::sort(aggs.begin(), aggs.end());
@@ -348,16 +359,17 @@ void Workload::run_session(int index) {
                 PlannedRow row;
                 row.aggregate = aggs[static_cast<std::size_t>(s.rng.uniform(0, m - 1))];
                 row.id = make_id(static_cast<std::uint32_t>(index), s.counter);
-                row.aggregate_type =
-                    options_.aggregate_types[static_cast<std::size_t>(row.aggregate) % options_.aggregate_types.size()];
+                row.aggregate_type = options_.aggregate_types[static_cast<std::size_t>(row.aggregate) %
+                                                              options_.aggregate_types.size()];
                 row.aggregate_id = "agg-" + std::to_string(row.aggregate);
                 row.type = row.aggregate_type + ".changed";
-                row.payload = make_payload(s.counter, static_cast<std::uint32_t>(index), options_.payload_padding);
+                row.payload =
+                    make_payload(s.counter, static_cast<std::uint32_t>(index), options_.payload_padding);
                 ++s.counter;
                 return row;
             };
-            std::vector<PlannedRow> kept;         // rows that commit unless the whole txn rolls back
-            std::vector<PlannedRow> sp_rows;      // rows rolled back to the savepoint
+            std::vector<PlannedRow> kept;     // rows that commit unless the whole txn rolls back
+            std::vector<PlannedRow> sp_rows;  // rows rolled back to the savepoint
             std::vector<PlannedRow> before, after;
             for (int i = 0; i < size; ++i) (i < savepoint_at ? before : after).push_back(make_row());
             for (int i = 0; i < savepoint_rows; ++i) sp_rows.push_back(make_row());
@@ -373,9 +385,10 @@ void Workload::run_session(int index) {
                 sql += " INSERT INTO " + table + " (id, aggregatetype, aggregateid, type, payload) VALUES ";
                 for (std::size_t i = 0; i < rows.size(); ++i) {
                     if (i != 0) sql += ", ";
-                    sql += "('" + rows[i].id + "'::uuid, " + pg::quote_literal(rows[i].aggregate_type) + ", " +
-                           pg::quote_literal(rows[i].aggregate_id) + ", " + pg::quote_literal(rows[i].type) + ", " +
-                           pg::quote_literal(rows[i].payload) + "::jsonb)";
+                    sql += "('" + rows[i].id + "'::uuid, " + pg::quote_literal(rows[i].aggregate_type) +
+                           ", " + pg::quote_literal(rows[i].aggregate_id) + ", " +
+                           pg::quote_literal(rows[i].type) + ", " + pg::quote_literal(rows[i].payload) +
+                           "::jsonb)";
                 }
                 sql += ';';
             };
@@ -437,14 +450,16 @@ void Workload::run_session(int index) {
                     std::vector<std::string> ids;
                     for (const auto& r : kept) ids.push_back(r.id);
                     const auto found = std::stoull(
-                        s.conn->query_value("SELECT count(*) FROM " + table + " WHERE id = ANY($1::uuid[])",
-                                            {uuid_array_literal(ids)})
+                        s.conn
+                            ->query_value("SELECT count(*) FROM " + table + " WHERE id = ANY($1::uuid[])",
+                                          {uuid_array_literal(ids)})
                             .value_or("0"));
                     if (found == ids.size()) {
                         outcome = Outcome::Committed;
                     } else if (found != 0) {
-                        throw std::runtime_error(fmt::format(
-                            "Workload: in-doubt transaction is half there ({} of {} rows)", found, ids.size()));
+                        throw std::runtime_error(
+                            fmt::format("Workload: in-doubt transaction is half there ({} of {} rows)", found,
+                                        ids.size()));
                     }
                 });
                 nothing_in_doubt = true;
@@ -484,7 +499,8 @@ void Workload::run_session(int index) {
                 unreserve_events(reserved);
             }
             locks.clear();
-            if (options_.pause_between_txns.count() > 0) std::this_thread::sleep_for(options_.pause_between_txns);
+            if (options_.pause_between_txns.count() > 0)
+                std::this_thread::sleep_for(options_.pause_between_txns);
         }
     } catch (const StopRequested&) {
         // stop() while the server was away: nothing was left unrecorded.
@@ -511,15 +527,30 @@ std::string Workload::insert_bad_row(BadRowKind kind, std::size_t payload_bytes)
     std::optional<std::string> type = e.aggregate_type;
     std::optional<std::string> agg_id = e.aggregate_id;
     switch (kind) {
-        case BadRowKind::NullAggregateType: type.reset(); e.aggregate_type.clear(); break;
-        case BadRowKind::EmptyAggregateType: type = ""; e.aggregate_type.clear(); break;
-        case BadRowKind::InvalidTopicName: type = "bad type!"; e.aggregate_type = *type; break;
-        case BadRowKind::NullAggregateId: agg_id.reset(); e.aggregate_id.clear(); break;
-        case BadRowKind::EmptyAggregateId: agg_id = ""; e.aggregate_id.clear(); break;
+        case BadRowKind::NullAggregateType:
+            type.reset();
+            e.aggregate_type.clear();
+            break;
+        case BadRowKind::EmptyAggregateType:
+            type = "";
+            e.aggregate_type.clear();
+            break;
+        case BadRowKind::InvalidTopicName:
+            type = "bad type!";
+            e.aggregate_type = *type;
+            break;
+        case BadRowKind::NullAggregateId:
+            agg_id.reset();
+            e.aggregate_id.clear();
+            break;
+        case BadRowKind::EmptyAggregateId:
+            agg_id = "";
+            e.aggregate_id.clear();
+            break;
         case BadRowKind::OversizedPayload: {
             const std::size_t overhead = std::string(R"({"pad": ""})").size();
-            e.payload = R"({"pad": ")" + std::string(payload_bytes > overhead ? payload_bytes - overhead : 0, 'x') +
-                        "\"}";
+            e.payload = R"({"pad": ")" +
+                        std::string(payload_bytes > overhead ? payload_bytes - overhead : 0, 'x') + "\"}";
             break;
         }
     }
@@ -558,9 +589,10 @@ WorkloadStats Workload::stats() const {
     std::lock_guard lock(mutex_);
     WorkloadStats s = stats_;
     if (started_) {
-        const auto end = active_sessions_.load() > 0 || finished_at_ == std::chrono::steady_clock::time_point{}
-                             ? std::chrono::steady_clock::now()
-                             : finished_at_;
+        const auto end =
+            active_sessions_.load() > 0 || finished_at_ == std::chrono::steady_clock::time_point{}
+                ? std::chrono::steady_clock::now()
+                : finished_at_;
         s.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(end - started_at_);
     }
     return s;

@@ -34,23 +34,23 @@ inline constexpr std::string_view kOutboxTableDdl =
 std::string outbox_table_ddl(std::string_view table = "outbox", bool if_not_exists = true);
 
 struct WorkloadOptions {
-    int sessions = 4;                 // threads, one pg::Connection each
-    std::size_t target_events = 1000; // stop once this many events committed; 0: until stop()/deadline
-    int min_rows = 1;                 // rows per transaction (committed rows; see savepoint_ratio)
+    int sessions = 4;                  // threads, one pg::Connection each
+    std::size_t target_events = 1000;  // stop once this many events committed; 0: until stop()/deadline
+    int min_rows = 1;                  // rows per transaction (committed rows; see savepoint_ratio)
     int max_rows = 10;
-    int aggregates = 16;              // aggregate ids "agg-0" .. "agg-{aggregates-1}"
+    int aggregates = 16;  // aggregate ids "agg-0" .. "agg-{aggregates-1}"
     // Each transaction touches 1..max_aggregates_per_txn distinct aggregates (fewer means more
     // concurrency between sessions: see the per-aggregate locks in workload.cpp).
     int max_aggregates_per_txn = 3;
     // Aggregate i has type aggregate_types[i % size] (fixed per aggregate, so one key = one topic).
     std::vector<std::string> aggregate_types{"order", "user"};
-    double rollback_ratio = 0.0;      // probability that a transaction ends with ROLLBACK
+    double rollback_ratio = 0.0;  // probability that a transaction ends with ROLLBACK
     // Probability that a committed transaction also inserts rows inside a savepoint that is
     // rolled back (ROLLBACK TO SAVEPOINT): those rows must never appear either.
     double savepoint_ratio = 0.0;
     std::uint64_t seed = 1;
-    std::chrono::milliseconds max_duration{0};  // 0: no deadline
-    std::size_t payload_padding = 0;            // extra characters in the payload ("pad" member)
+    std::chrono::milliseconds max_duration{0};        // 0: no deadline
+    std::size_t payload_padding = 0;                  // extra characters in the payload ("pad" member)
     std::chrono::microseconds pause_between_txns{0};  // per session, to throttle the load
     std::string table = "outbox";
     std::string dbname = "postgres";
@@ -73,8 +73,8 @@ struct CommittedEvent {
     // smaller commit_seq committed first (or earlier in the same transaction). Across different
     // aggregates it says nothing. See workload.cpp for why this is exact.
     std::uint64_t commit_seq = 0;
-    std::uint64_t txn_seq = 0;   // which committed transaction (same value = same transaction)
-    std::uint32_t xid = 0;       // top-level transaction id (as in the outbox-xid header); 0 unknown
+    std::uint64_t txn_seq = 0;        // which committed transaction (same value = same transaction)
+    std::uint32_t xid = 0;            // top-level transaction id (as in the outbox-xid header); 0 unknown
     bool expect_dead_letter = false;  // inserted by insert_bad_row: expected on the dead-letter topic
 };
 
@@ -91,10 +91,10 @@ struct WorkloadStats {
     std::size_t committed_events = 0;
     std::size_t rolled_back_events = 0;  // whole-transaction and savepoint rollbacks
     std::size_t committed_txns = 0;
-    std::size_t rolled_back_txns = 0;    // explicit ROLLBACKs and transactions lost with a connection
+    std::size_t rolled_back_txns = 0;  // explicit ROLLBACKs and transactions lost with a connection
     std::size_t savepoint_rollbacks = 0;
-    std::size_t in_doubt_txns = 0;       // COMMIT sent, then the connection broke: looked up in the table
-    std::size_t in_doubt_commits = 0;    // ... and found committed
+    std::size_t in_doubt_txns = 0;     // COMMIT sent, then the connection broke: looked up in the table
+    std::size_t in_doubt_commits = 0;  // ... and found committed
     std::size_t reconnects = 0;
     std::chrono::milliseconds elapsed{0};  // start() until the last session finished (or now)
 };
@@ -122,14 +122,14 @@ class Workload {
 public:
     Workload(const PgCluster& cluster, WorkloadOptions options);
     Workload(std::string dsn, WorkloadOptions options);  // any libpq conninfo
-    ~Workload();  // stop() and join(), errors swallowed
+    ~Workload();                                         // stop() and join(), errors swallowed
     Workload(const Workload&) = delete;
     Workload& operator=(const Workload&) = delete;
 
-    void start();              // spawns the sessions and returns
-    void stop() noexcept;      // sessions finish their current transaction and exit
-    void join();               // waits for the sessions; rethrows the first session error
-    void run_to_completion();  // start() + join()
+    void start();                                 // spawns the sessions and returns
+    void stop() noexcept;                         // sessions finish their current transaction and exit
+    void join();                                  // waits for the sessions; rethrows the first session error
+    void run_to_completion();                     // start() + join()
     [[nodiscard]] bool running() const noexcept;  // started and some session still runs
 
     // Inserts one row the relay must reject (dead-letter tests) in its own committed

@@ -11,9 +11,9 @@ using pgoutput::ColumnValue;
 
 namespace {
 
-pgoutput::RelationInfo outbox_relation(std::vector<std::pair<std::string, std::uint32_t>> columns = {
-                                           {"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25},
-                                           {"type", 25}, {"payload", 3802}}) {
+pgoutput::RelationInfo outbox_relation(
+    std::vector<std::pair<std::string, std::uint32_t>> columns = {
+        {"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25}, {"type", 25}, {"payload", 3802}}) {
     pgoutput::RelationInfo rel;
     rel.id = RelationId(16384);
     rel.namespace_name = "public";
@@ -22,8 +22,12 @@ pgoutput::RelationInfo outbox_relation(std::vector<std::pair<std::string, std::u
     return rel;
 }
 
-ColumnValue text(std::string_view v) { return {ColumnKind::Text, v}; }
-ColumnValue null() { return {ColumnKind::Null, {}}; }
+ColumnValue text(std::string_view v) {
+    return {ColumnKind::Text, v};
+}
+ColumnValue null() {
+    return {ColumnKind::Null, {}};
+}
 
 config::OutboxConfig default_config() {
     config::OutboxConfig c;
@@ -36,7 +40,8 @@ const CommitInfo kCommit{Lsn(0x16B374D848ull), Xid(771), 1709212455123456};
 
 std::map<std::string, std::optional<std::string>> headers_of(const Record& r) {
     std::map<std::string, std::optional<std::string>> out;
-    for (const auto& h : r.headers) out[std::string(h.name)] = h.value ? std::optional<std::string>(*h.value) : std::nullopt;
+    for (const auto& h : r.headers)
+        out[std::string(h.name)] = h.value ? std::optional<std::string>(*h.value) : std::nullopt;
     return out;
 }
 
@@ -45,8 +50,8 @@ std::map<std::string, std::optional<std::string>> headers_of(const Record& r) {
 TEST_CASE("router: an outbox row becomes a record with topic, key, value and headers") {
     const OutboxRouter router(default_config());
     const auto rel = outbox_relation();
-    pgoutput::Tuple row{{text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), text("order"), text("o-42"), text("OrderCreated"),
-                         text(R"({"total": 12.5})")}};
+    pgoutput::Tuple row{{text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), text("order"), text("o-42"),
+                         text("OrderCreated"), text(R"({"total": 12.5})")}};
     Record record;
     Rejection rejection;
     REQUIRE(router.route(rel, row, kCommit, record, rejection) == RouteOutcome::Routed);
@@ -71,7 +76,8 @@ TEST_CASE("router: NULL payload is a tombstone, bytea payload is raw bytes") {
     REQUIRE(router.route(rel, row, kCommit, record, rejection) == RouteOutcome::Routed);
     CHECK_FALSE(record.value.has_value());
 
-    auto bytea_rel = outbox_relation({{"id", 20}, {"aggregatetype", 25}, {"aggregateid", 25}, {"type", 25}, {"payload", 17}});
+    auto bytea_rel = outbox_relation(
+        {{"id", 20}, {"aggregatetype", 25}, {"aggregateid", 25}, {"type", 25}, {"payload", 17}});
     pgoutput::Tuple bin{{text("2"), text("order"), text("o-2"), text("Blob"), text("\\x00ff0a")}};
     REQUIRE(router.route(bytea_rel, bin, kCommit, record, rejection) == RouteOutcome::Routed);
     CHECK(record.value == std::string("\x00\xff\x0a", 3));
@@ -99,13 +105,27 @@ TEST_CASE("router: rows that cannot be routed are rejected with a reason") {
         std::string detail_part;
     };
     const std::vector<Case> cases = {
-        {{{text("1"), null(), text("o-1"), text("t"), text("{}")}}, "null_value", "aggregate_type column \"aggregatetype\" is NULL"},
-        {{{text("1"), text(""), text("o-1"), text("t"), text("{}")}}, "empty_value", "aggregate_type column \"aggregatetype\" is empty"},
-        {{{text("1"), text("order"), null(), text("t"), text("{}")}}, "null_value", "aggregate_id column \"aggregateid\" is NULL"},
-        {{{null(), text("order"), text("o-1"), text("t"), text("{}")}}, "null_value", "id column \"id\" is NULL"},
-        {{{text("1"), text("bad topic!"), text("o-1"), text("t"), text("{}")}}, "invalid_topic", "outbox.event.bad topic!"},
-        {{{text("1"), text(std::string_view("x\0y", 3)), text("o-1"), text("t"), text("{}")}}, "invalid_topic", "not a valid Kafka topic"},
-        {{{text("1"), text("order"), text("o-1"), text("t"), {ColumnKind::UnchangedToast, {}}}}, "unchanged_toast", "payload"},
+        {{{text("1"), null(), text("o-1"), text("t"), text("{}")}},
+         "null_value",
+         "aggregate_type column \"aggregatetype\" is NULL"},
+        {{{text("1"), text(""), text("o-1"), text("t"), text("{}")}},
+         "empty_value",
+         "aggregate_type column \"aggregatetype\" is empty"},
+        {{{text("1"), text("order"), null(), text("t"), text("{}")}},
+         "null_value",
+         "aggregate_id column \"aggregateid\" is NULL"},
+        {{{null(), text("order"), text("o-1"), text("t"), text("{}")}},
+         "null_value",
+         "id column \"id\" is NULL"},
+        {{{text("1"), text("bad topic!"), text("o-1"), text("t"), text("{}")}},
+         "invalid_topic",
+         "outbox.event.bad topic!"},
+        {{{text("1"), text(std::string_view("x\0y", 3)), text("o-1"), text("t"), text("{}")}},
+         "invalid_topic",
+         "not a valid Kafka topic"},
+        {{{text("1"), text("order"), text("o-1"), text("t"), {ColumnKind::UnchangedToast, {}}}},
+         "unchanged_toast",
+         "payload"},
     };
     for (const auto& c : cases) {
         CAPTURE(c.detail_part);
@@ -125,13 +145,15 @@ TEST_CASE("router: a column missing after a schema change is a rejection naming 
     Record record;
     Rejection rejection;
     // `type` (a header column) was dropped.
-    const auto rel = outbox_relation({{"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25}, {"payload", 3802}});
+    const auto rel =
+        outbox_relation({{"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25}, {"payload", 3802}});
     pgoutput::Tuple row{{text("1"), text("order"), text("o-1"), text("{}")}};
     REQUIRE(router.route(rel, row, kCommit, record, rejection) == RouteOutcome::Rejected);
     CHECK(rejection.code == "missing_column");
     CHECK(rejection.detail == "header column \"type\" is not in table public.outbox");
     // The payload column was renamed.
-    const auto rel2 = outbox_relation({{"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25}, {"type", 25}, {"body", 3802}});
+    const auto rel2 = outbox_relation(
+        {{"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25}, {"type", 25}, {"body", 3802}});
     pgoutput::Tuple row2{{text("1"), text("order"), text("o-1"), text("t"), text("{}")}};
     REQUIRE(router.route(rel2, row2, kCommit, record, rejection) == RouteOutcome::Rejected);
     CHECK(rejection.detail == "column \"payload\" (payload) is not in table public.outbox");
@@ -168,7 +190,8 @@ TEST_CASE("router: topic templates over roles, and fixed topics") {
     const OutboxRouter fixed_router(fixed);
     pgoutput::Tuple null_type{{text("1"), null(), text("o-1"), text("t"), text("{}")}};
     // A fixed topic does not need the aggregate type.
-    REQUIRE(fixed_router.route(outbox_relation(), null_type, kCommit, record, rejection) == RouteOutcome::Routed);
+    REQUIRE(fixed_router.route(outbox_relation(), null_type, kCommit, record, rejection) ==
+            RouteOutcome::Routed);
     CHECK(record.topic == "events");
 }
 

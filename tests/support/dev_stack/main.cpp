@@ -186,7 +186,8 @@ std::string prepare_pg_run_dir(const fs::path& dir) {
     if (socket_fits && reachable) return pg.string();
 
     std::string tmpl = "/tmp/" + std::string(kTmpPrefix) + "XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp " + tmpl + ": " + std::strerror(errno));
+    if (::mkdtemp(tmpl.data()) == nullptr)
+        throw std::runtime_error("mkdtemp " + tmpl + ": " + std::strerror(errno));
     // mkdtemp makes it 0700; PgCluster chowns it to the server user and opens it up.
     fs::permissions(tmpl, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                               fs::perms::others_read | fs::perms::others_exec);
@@ -202,8 +203,8 @@ void write_env_file(const fs::path& path, const std::vector<std::pair<std::strin
     const fs::path tmp = path.string() + ".tmp";
     {
         std::ofstream out(tmp, std::ios::trunc);
-        out << "# written by outbox-dev-stack (pid " << ::getpid() << "); source with: set -a; . " << path.string()
-            << "; set +a\n";
+        out << "# written by outbox-dev-stack (pid " << ::getpid() << "); source with: set -a; . "
+            << path.string() << "; set +a\n";
         for (const auto& [name, value] : vars) out << shell_assignment(name, value) << "\n";
         out.flush();
         if (!out) throw std::runtime_error("cannot write " + tmp.string());
@@ -220,7 +221,8 @@ int wait_for_stop_signal(int sigfd, PgCluster& pg, MockKafka& kafka) {
         if (n != static_cast<ssize_t>(sizeof info)) throw std::runtime_error("reading the signal fd failed");
         if (info.ssi_signo != SIGCHLD) return static_cast<int>(info.ssi_signo);
         if (!pg.running()) throw std::runtime_error("PostgreSQL exited unexpectedly; log:\n" + pg.log());
-        if (!kafka.running()) throw std::runtime_error("mock-kafka exited unexpectedly; log:\n" + kafka.log_tail());
+        if (!kafka.running())
+            throw std::runtime_error("mock-kafka exited unexpectedly; log:\n" + kafka.log_tail());
     }
 }
 
@@ -233,7 +235,8 @@ int run(const Options& options) {
     sigaddset(&mask, SIGHUP);
     sigaddset(&mask, SIGCHLD);
     struct sigaction current {};
-    if (::sigaction(SIGINT, nullptr, &current) == 0 && current.sa_handler != SIG_IGN) sigaddset(&mask, SIGINT);
+    if (::sigaction(SIGINT, nullptr, &current) == 0 && current.sa_handler != SIG_IGN)
+        sigaddset(&mask, SIGINT);
     ::signal(SIGCHLD, SIG_DFL);
     // A closed stdout must not kill us before we stop the servers. A handler, not SIG_IGN, so the
     // servers (exec'd) get the default disposition back.
@@ -256,7 +259,8 @@ int run(const Options& options) {
     say("PostgreSQL " + pg->query_value("SHOW server_version").value_or("?") + " up on 127.0.0.1:" +
         std::to_string(pg->port()) + " (pid " + std::to_string(pg->postmaster_pid()) + ")");
 
-    say("starting mock Kafka (" + std::to_string(options.brokers) + " brokers) in " + (dir / "kafka").string());
+    say("starting mock Kafka (" + std::to_string(options.brokers) + " brokers) in " +
+        (dir / "kafka").string());
     auto kafka = std::make_unique<MockKafka>((dir / "kafka").string(), options.brokers);
     say("mock Kafka up on " + kafka->bootstrap() + " (pid " + std::to_string(kafka->pid()) + ")");
 
@@ -275,7 +279,8 @@ int run(const Options& options) {
     };
     const fs::path env_path = dir / "env";
     write_env_file(env_path, vars);
-    std::string ready = "dev stack ready (pid " + std::to_string(::getpid()) + "; " + env_path.string() + "):";
+    std::string ready =
+        "dev stack ready (pid " + std::to_string(::getpid()) + "; " + env_path.string() + "):";
     for (const auto& [name, value] : vars) ready += "\n  " + shell_assignment(name, value);
     say(ready);
 

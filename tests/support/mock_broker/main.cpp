@@ -235,8 +235,8 @@ public:
             const auto rtt = parse_int(words[2]);
             if (!broker) return "ERR invalid broker id '" + words[1] + "'";
             if (!rtt || *rtt < 0 || *rtt > 3600000) return "ERR invalid rtt '" + words[2] + "'";
-            return result(
-                rd_kafka_mock_broker_set_rtt(cluster_, static_cast<int32_t>(*broker), static_cast<int>(*rtt)));
+            return result(rd_kafka_mock_broker_set_rtt(cluster_, static_cast<int32_t>(*broker),
+                                                       static_cast<int>(*rtt)));
         }
         if (cmd == "create-topic") {
             if (auto e = arity(1, 3, "create-topic <name> [<partitions> [<replication>]]")) return *e;
@@ -250,7 +250,8 @@ public:
             }
             if (argc >= 3) {
                 const auto r = parse_int(words[3]);
-                if (!r || *r < 0 || *r > options_.brokers) return "ERR invalid replication factor '" + words[3] + "'";
+                if (!r || *r < 0 || *r > options_.brokers)
+                    return "ERR invalid replication factor '" + words[3] + "'";
                 if (*r > 0) replication = *r;
             }
             return result(rd_kafka_mock_topic_create(cluster_, words[1].c_str(), static_cast<int>(partitions),
@@ -269,9 +270,8 @@ public:
             const auto broker = parse_int(words[3]);
             if (!partition || *partition < 0) return "ERR invalid partition '" + words[2] + "'";
             if (!broker) return "ERR invalid broker id '" + words[3] + "'";
-            return result(rd_kafka_mock_partition_set_leader(cluster_, words[1].c_str(),
-                                                             static_cast<int32_t>(*partition),
-                                                             static_cast<int32_t>(*broker)));
+            return result(rd_kafka_mock_partition_set_leader(
+                cluster_, words[1].c_str(), static_cast<int32_t>(*partition), static_cast<int32_t>(*broker)));
         }
         return "ERR unknown command '" + cmd + "'";
     }
@@ -284,8 +284,8 @@ private:
 
 int listen_unix(const std::string& path) {
     sockaddr_un addr{};
-    if (path.size() >= sizeof addr.sun_path) die("control socket path too long (max " +
-                                                 std::to_string(sizeof addr.sun_path - 1) + "): " + path);
+    if (path.size() >= sizeof addr.sun_path)
+        die("control socket path too long (max " + std::to_string(sizeof addr.sun_path - 1) + "): " + path);
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -379,8 +379,8 @@ int main(int argc, char** argv) {
     const std::string bootstrap = rd_kafka_mock_cluster_bootstraps(cluster);
 
     for (const auto& topic : options.topics) {
-        const auto err =
-            rd_kafka_mock_topic_create(cluster, topic.c_str(), options.partitions, options.replication_factor);
+        const auto err = rd_kafka_mock_topic_create(cluster, topic.c_str(), options.partitions,
+                                                    options.replication_factor);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) die("create topic " + topic + ": " + rd_kafka_err2str(err));
     }
     if (options.partitions != 4) {
@@ -394,10 +394,11 @@ int main(int argc, char** argv) {
     // Last: the bootstrap file is the readiness signal, so the control socket already listens.
     write_file_atomically(options.bootstrap_file, bootstrap);
     const auto startup_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-    std::printf("mock-kafka ready bootstrap=%s control=%s brokers=%d pid=%d startup_ms=%lld\n", bootstrap.c_str(),
-                options.control_path.c_str(), options.brokers, static_cast<int>(::getpid()),
-                static_cast<long long>(startup_ms));
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
+            .count();
+    std::printf("mock-kafka ready bootstrap=%s control=%s brokers=%d pid=%d startup_ms=%lld\n",
+                bootstrap.c_str(), options.control_path.c_str(), options.brokers,
+                static_cast<int>(::getpid()), static_cast<long long>(startup_ms));
     std::fflush(stdout);
 
     std::vector<Client> clients;
@@ -453,7 +454,8 @@ int main(int argc, char** argv) {
     ::unlink(options.bootstrap_file.c_str());
     auto ms_since = [](std::chrono::steady_clock::time_point t) {
         return std::to_string(
-            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count());
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
+                .count());
     };
     rd_kafka_mock_cluster_destroy(cluster);
     const std::string cluster_ms = ms_since(stopping);
