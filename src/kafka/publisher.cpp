@@ -50,6 +50,11 @@ Publisher::Publisher(const PublisherOptions& options) {
     set(conf.get(), "bootstrap.servers", options.bootstrap_servers, "kafka.bootstrap_servers: ");
     set(conf.get(), "enable.idempotence", "true", "");
     set(conf.get(), "acks", "all", "");
+    // After one message of a partition fails (e.g. times out while all brokers are down), the
+    // producer must not deliver later messages of that partition: that would put a newer event of
+    // a key in the log before the older one the relay replays. Gapless turns that into a fatal
+    // error, so the relay restarts the session and replays in order.
+    set(conf.get(), "enable.gapless.guarantee", "true", "");
     set(conf.get(), "partitioner", "murmur2_random", "");  // same key -> same partition as Java clients
     set(conf.get(), "client.id", options.client_id, "");
     // Defaults that suit a relay; the user's properties below may override them.
