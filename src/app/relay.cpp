@@ -564,6 +564,8 @@ void Relay::on_delivery(const kafka::Delivery& d) {
             // Possibly persisted, possibly not: never confirm past it; replay from the slot.
             if (!session_failure_) {
                 session_failure_ = "Kafka delivery failed (" + std::string(d.error_text) + ")";
+                // Later events of the same key must not reach the broker before this one's replay.
+                publisher_->purge_queued();
             }
             return;
     }

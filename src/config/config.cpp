@@ -1017,14 +1017,6 @@ private:
                       "must not be 0: the idempotent producer the relay relies on needs retries to deliver "
                       "at-least-once");
             }
-        } else if (key == "enable.gapless.guarantee") {
-            if (v != "true") {
-                error(e.line, e.path,
-                      fmt::format("the relay requires enable.gapless.guarantee=true (got {}): without it, after "
-                                  "one event of a partition fails the producer goes on delivering later events "
-                                  "of the same key, so that key's order breaks; remove the key, the relay sets it",
-                                  quote(value)));
-            }
         } else if (key == "delivery.report.only.error") {
             if (v != "false") {
                 error(e.line, e.path,

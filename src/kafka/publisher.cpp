@@ -50,11 +50,11 @@ Publisher::Publisher(const PublisherOptions& options) {
     set(conf.get(), "bootstrap.servers", options.bootstrap_servers, "kafka.bootstrap_servers: ");
     set(conf.get(), "enable.idempotence", "true", "");
     set(conf.get(), "acks", "all", "");
-    // After one message of a partition fails (e.g. times out while all brokers are down), the
-    // producer must not deliver later messages of that partition: that would put a newer event of
-    // a key in the log before the older one the relay replays. Gapless turns that into a fatal
-    // error, so the relay restarts the session and replays in order.
-    set(conf.get(), "enable.gapless.guarantee", "true", "");
+    // Never give up on an event by default: while the brokers are away the relay stops reading
+    // (backpressure) and the slot holds. A finite timeout (kafka.properties) makes the relay
+    // restart its session instead; librdkafka then skips the timed-out messages and may deliver
+    // later ones of the same partition first, which purge_queued() keeps to a minimum.
+    set(conf.get(), "message.timeout.ms", "0", "");
     set(conf.get(), "partitioner", "murmur2_random", "");  // same key -> same partition as Java clients
     set(conf.get(), "client.id", options.client_id, "");
     // Defaults that suit a relay; the user's properties below may override them.
@@ -152,6 +152,10 @@ std::optional<std::string> Publisher::take_last_error() {
 
 int Publisher::outstanding() const noexcept {
     return rd_kafka_outq_len(rk_);
+}
+
+void Publisher::purge_queued() noexcept {
+    rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
 }
 
 void Publisher::on_delivery_report(rd_kafka_t* /*rk*/, const rd_kafka_message_t* message, void* opaque) {

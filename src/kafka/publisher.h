@@ -80,6 +80,10 @@ public:
     std::optional<std::string> take_last_error();
     [[nodiscard]] bool all_brokers_down() const noexcept { return all_brokers_down_; }
 
+    // Drops every message not yet sent (their reports say purged). Called at the first failed
+    // delivery: nothing queued behind a failed event may reach the broker before its replay.
+    void purge_queued() noexcept;
+
     // Messages librdkafka still holds (queued or in flight).
     [[nodiscard]] int outstanding() const noexcept;
 

@@ -793,16 +793,3 @@ TEST_CASE("config: the shipped example and demo configurations load") {
         CHECK(msg.find("postgres.dsn: environment variable OUTBOX_DEMO_DSN is not set") != std::string::npos);
     }
 }
-
-TEST_CASE("config: kafka.properties may not turn off the gapless guarantee") {
-    const std::string yaml =
-        "postgres:\n  dsn: \"host=x\"\noutbox:\n  table: outbox\nkafka:\n  bootstrap_servers: x:9092\n"
-        "  properties:\n    enable.gapless.guarantee: false\n";
-    try {
-        (void)outbox::config::load_config_string(yaml, "gapless.yaml");
-        FAIL("accepted enable.gapless.guarantee=false");
-    } catch (const outbox::Error& e) {
-        CHECK(std::string(e.what()).find("gapless.yaml:8: kafka.properties.enable.gapless.guarantee") !=
-              std::string::npos);
-    }
-}
