@@ -144,41 +144,6 @@ std::vector<CommittedEvent> manual_events(int tag, std::uint64_t first, std::uin
     return out;
 }
 
-struct Outcome {
-    Verdict verdict;
-    std::vector<CommittedEvent> committed;
-};
-
-// Ends the load, waits until every committed event (workload's and `extra`) reached Kafka, runs
-// the checker and prints the scenario's row.
-Outcome finish(Stack& s, Workload& workload, const std::string& scenario, CheckOptions options,
-               std::vector<CommittedEvent> extra = {}, std::chrono::milliseconds arrival_timeout = 120s) {
-    workload.stop();
-    workload.join();
-    std::vector<CommittedEvent> committed = workload.committed();
-    committed.insert(committed.end(), std::make_move_iterator(extra.begin()),
-                     std::make_move_iterator(extra.end()));
-    CHECK(s.consumer.wait_for_ids(Stack::ids(committed), arrival_timeout));
-    CHECK(s.consumer.wait_caught_up(30s));
-    CHECK(s.consumer.gaps() == 0);  // the mock dropped nothing before we read it
-    Outcome out{check_invariants(committed, workload.rolled_back_ids(), s.consumer.records(), options),
-                std::move(committed)};
-    INFO(out.verdict.describe());
-    CHECK(out.verdict.ok());
-    MESSAGE("| " << scenario << " | " << out.verdict.committed << " | " << out.verdict.lost << " | "
-                 << out.verdict.duplicates << " | " << std::string(out.verdict.ok() ? "OK" : "FAIL") << " |\n"
-                 << Verdict::summary_header() << "\n"
-                 << out.verdict.summary());
-    return out;
-}
-
-Outcome finish(Stack& s, Workload& workload, const std::string& scenario,
-               std::optional<Lsn> confirmed_at_fault, std::vector<CommittedEvent> extra = {}) {
-    CheckOptions options;
-    options.confirmed_at_fault = confirmed_at_fault;
-    return finish(s, workload, scenario, options, std::move(extra));
-}
-
 }  // namespace
 
 // ---- 1. Kafka: retriable produce errors ----

@@ -61,14 +61,10 @@ TEST_CASE(
                                             .savepoint_ratio = 0.1,
                                             .seed = 7});
     workload.run_to_completion();
-    const auto committed = workload.committed();
-    CHECK(committed.size() == 10000);
+    CHECK(workload.committed().size() == 10000);
     CHECK(workload.stats().rolled_back_events > 0);
-    REQUIRE(s.consumer.wait_for_ids(Stack::ids(workload), 120s));
-    REQUIRE(s.consumer.wait_caught_up(30s));
-    const Verdict verdict = check_invariants(committed, workload.rolled_back_ids(), s.consumer.records());
-    INFO(verdict.describe());
-    CHECK(verdict.ok());
+    const Verdict verdict =
+        finish(s, workload, "10,000 events, 1-500 rows per transaction", std::nullopt).verdict;
     CHECK(verdict.lost == 0);
     CHECK(verdict.phantoms == 0);
     CHECK(verdict.duplicates == 0);
@@ -100,16 +96,8 @@ TEST_CASE("relay: SIGTERM during load, then restart: nothing lost, zero duplicat
         REQUIRE(relay.wait_for_log("streaming from slot", 30s));
     }
     REQUIRE(s.consumer.wait_for_count(4000, 60s));
-    workload.stop();
-    workload.join();
-    REQUIRE(s.consumer.wait_for_ids(Stack::ids(workload), 120s));
-    REQUIRE(s.consumer.wait_caught_up(30s));
-    const Verdict verdict =
-        check_invariants(workload.committed(), workload.rolled_back_ids(), s.consumer.records());
-    INFO(verdict.describe());
-    CHECK(verdict.ok());
+    const Verdict verdict = finish(s, workload, "SIGTERM x2, restart", std::nullopt).verdict;
     CHECK(verdict.duplicates == 0);
-    MESSAGE("SIGTERM x2: " << verdict.summary());
     CHECK(relay.terminate() == 0);
 }
 
@@ -141,19 +129,11 @@ TEST_CASE(
         relay.start();
         REQUIRE(relay.wait_for_log("streaming from slot", 30s));
     }
-    workload.stop();
-    workload.join();
-    REQUIRE(s.consumer.wait_for_ids(Stack::ids(workload), 120s));
-    REQUIRE(s.consumer.wait_caught_up(30s));
-    const auto records = s.consumer.records();
-    const Verdict verdict =
-        check_invariants(workload.committed(), workload.rolled_back_ids(), records,
-                         *std::min_element(confirmed_at_kill.begin(), confirmed_at_kill.end()));
-    INFO(verdict.describe());
-    CHECK(verdict.ok());
+    const Verdict verdict = finish(s, workload, "kill -9 x5",
+                                   *std::min_element(confirmed_at_kill.begin(), confirmed_at_kill.end()))
+                                .verdict;
     CHECK(verdict.lost == 0);
-    CHECK(copies_beyond_allowed(records, confirmed_at_kill) == 0);
-    MESSAGE("kill -9 x5: " << verdict.summary());
+    CHECK(copies_beyond_allowed(s.consumer.records(), confirmed_at_kill) == 0);
     CHECK(relay.terminate() == 0);
 }
 
@@ -195,16 +175,8 @@ TEST_CASE(
     s.kafka.all_up();
     const std::size_t before_up = s.consumer.size();
     REQUIRE(s.consumer.wait_for_count(before_up + 500, 90s));
-    workload.stop();
-    workload.join();
-    REQUIRE(s.consumer.wait_for_ids(Stack::ids(workload), 120s));
-    REQUIRE(s.consumer.wait_caught_up(30s));
-    const Verdict verdict =
-        check_invariants(workload.committed(), workload.rolled_back_ids(), s.consumer.records(), held);
-    INFO(verdict.describe());
-    CHECK(verdict.ok());
+    const Verdict verdict = finish(s, workload, "all brokers down", held).verdict;
     CHECK(verdict.lost == 0);
     CHECK(s.slot_confirmed() > held);
-    MESSAGE("brokers down: " << verdict.summary());
     CHECK(relay.terminate() == 0);
 }

@@ -4,10 +4,16 @@
 // the mock Kafka broker process (3 brokers), and a consumer reading every outbox topic from the
 // beginning while the load runs.
 
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/lsn.h"
+#include "support/invariant_checker.h"
 #include "support/kafka_consumer.h"
 #include "support/mock_kafka.h"
 #include "support/pg_cluster.h"
@@ -61,5 +67,42 @@ struct Stack {
     }
     static std::vector<std::string> ids(const Workload& workload) { return ids(workload.committed()); }
 };
+
+// What a scenario ended with: the checker's verdict over every committed event.
+struct Outcome {
+    Verdict verdict;
+    std::vector<CommittedEvent> committed;
+};
+
+// Ends the load, waits until every committed event (workload's and `extra`) reached Kafka, runs
+// the checker and prints the scenario's row.
+inline Outcome finish(Stack& s, Workload& workload, const std::string& scenario, CheckOptions options,
+                      std::vector<CommittedEvent> extra = {},
+                      std::chrono::milliseconds arrival_timeout = std::chrono::seconds(120)) {
+    workload.stop();
+    workload.join();
+    std::vector<CommittedEvent> committed = workload.committed();
+    committed.insert(committed.end(), std::make_move_iterator(extra.begin()),
+                     std::make_move_iterator(extra.end()));
+    CHECK(s.consumer.wait_for_ids(Stack::ids(committed), arrival_timeout));
+    CHECK(s.consumer.wait_caught_up(std::chrono::seconds(30)));
+    CHECK(s.consumer.gaps() == 0);  // the mock dropped nothing before we read it
+    Outcome out{check_invariants(committed, workload.rolled_back_ids(), s.consumer.records(), options),
+                std::move(committed)};
+    INFO(out.verdict.describe());
+    CHECK(out.verdict.ok());
+    MESSAGE("| " << scenario << " | " << out.verdict.committed << " | " << out.verdict.lost << " | "
+                 << out.verdict.duplicates << " | " << std::string(out.verdict.ok() ? "OK" : "FAIL") << " |\n"
+                 << Verdict::summary_header() << "\n"
+                 << out.verdict.summary());
+    return out;
+}
+
+inline Outcome finish(Stack& s, Workload& workload, const std::string& scenario,
+                      std::optional<Lsn> confirmed_at_fault, std::vector<CommittedEvent> extra = {}) {
+    CheckOptions options;
+    options.confirmed_at_fault = confirmed_at_fault;
+    return finish(s, workload, scenario, options, std::move(extra));
+}
 
 }  // namespace outbox::test
