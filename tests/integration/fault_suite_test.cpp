@@ -148,18 +148,27 @@ std::vector<CommittedEvent> manual_events(int tag, std::uint64_t first, std::uin
 
 // ---- 1. Kafka: retriable produce errors ----
 //
-// KNOWN ISSUE, kept out of scripts/test by the "[known-issue]" tag in its name: in about half
-// of the runs a few events of one batch are missing from the mock broker although librdkafka
-// 2.0.2 reported them delivered (acks=all, idempotent). Seen with NOT_LEADER + NOT_ENOUGH_REPLICAS
-// alone and with REQUEST_TIMED_OUT alone. The relay confirms only what was reported delivered,
-// so it cannot see this loss; whether it is the mock's or the producer's is not yet known, and a
-// real broker was not available here. Run it with: ctest -R "known-issue" --output-on-failure.
+// The Kafka-error scenarios (this one and 13) run the producer with one request in flight per
+// broker connection. Reason (measured, see docs/reliability.md "The mock broker and in-flight
+// requests"): librdkafka's mock cluster checks idempotent sequence numbers only for transactional
+// producers. With 5 requests in flight, a batch the mock failed with an injected error is followed
+// by a later batch of the same partition that the mock accepts, where a real broker answers
+// OUT_OF_ORDER_SEQUENCE_NUMBER. librdkafka then concludes, as the protocol entitles it to, that
+// the failed batch was persisted ("implicitly acked by subsequent batch success") and reports it
+// delivered: the events are lost in the mock only. With 5 in flight, 5 of 11 runs lost 1-4 events
+// and in each the loss equalled the "implicitly acked" count; with 1 in flight, 0 of 8 lost any.
+// librdkafka's "eos" debug context is on so that the test can assert the signature never occurs.
+constexpr const char* kMockSafeProducer =
+    "    max.in.flight.requests.per.connection: 1\n"
+    "    debug: eos\n";
+constexpr const char* kDebugLog = "log:\n  level: debug\n";
+constexpr const char* kImplicitAck = "implicitly acked by subsequent batch success";
 
 TEST_CASE(
-    "faults: [known-issue] retriable produce errors (NOT_LEADER, NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT) are "
-    "retried without loss or duplicates") {
+    "faults: retriable produce errors (NOT_LEADER, NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT) are retried "
+    "without loss or duplicates") {
     Stack s;
-    RelayProcess relay(s.pg.run_dir(), s.config());
+    RelayProcess relay(s.pg.run_dir(), s.config(kMockSafeProducer, "", kDebugLog));
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
     Workload workload(s.pg, steady_load(101));
     workload.start();
@@ -185,6 +194,8 @@ TEST_CASE(
                                                           << missing.size() << "; relay log:\n"
                                                           << relay.log());
     }
+    // librdkafka never inferred a delivery it was not told of (see the comment above).
+    CHECK(count_of(relay.log(), kImplicitAck) == 0);
     // The idempotent producer retried inside one session: no replay, so not a single duplicate.
     CHECK(out.verdict.duplicates == 0);
     CHECK(session_starts(relay.log()).size() == 1);
@@ -325,8 +336,8 @@ TEST_CASE(
 // ---- 7. one huge transaction with small in-flight bounds ----
 
 TEST_CASE(
-    "faults: one transaction of 200,000 rows with max_inflight_events 1000: all arrive, relay RSS stays "
-    "under 150 MB") {
+    "faults: one transaction of 1,000,000 rows with max_inflight_events 1000: all arrive, relay RSS stays "
+    "under 64 MB") {
     Stack s(StackOptions{.keep_values = false});
     RelayProcess relay(
         s.pg.run_dir(),
@@ -342,7 +353,7 @@ TEST_CASE(
                                             .pause_between_txns = 20ms});
     workload.start();
     REQUIRE(s.consumer.wait_for_count(200, 60s));
-    constexpr std::uint64_t kRows = 200'000;
+    constexpr std::uint64_t kRows = 1'000'000;
     constexpr int kTag = 7;
     const auto insert_start = std::chrono::steady_clock::now();
     s.pg.exec(
@@ -360,18 +371,18 @@ TEST_CASE(
             peak_kb = std::max(peak_kb, rss_kb(relay.pid()));
             return s.consumer.distinct_ids() >= base + kRows;
         },
-        120s, 50ms);
+        300s, 50ms);
     CHECK(arrived);
     const std::string relay_took = ms_since(relay_start);
     CheckOptions options;
     options.check_values = false;
-    const Outcome out = finish(s, workload, "one transaction of 200,000 rows", options,
+    const Outcome out = finish(s, workload, "one transaction of 1,000,000 rows", options,
                                manual_events(kTag, 1, kRows, 64, 7, "big"));
     CHECK(out.verdict.duplicates == 0);
-    MESSAGE("200,000-row INSERT took " << insert_took << "; its events reached the consumer " << relay_took
+    MESSAGE("1,000,000-row INSERT took " << insert_took << "; its events reached the consumer " << relay_took
                                        << " after the commit; relay peak RSS " << peak_kb / 1024 << " MB");
     CHECK(peak_kb > 0);
-    CHECK(peak_kb < 150 * 1024);
+    CHECK(peak_kb < 64 * 1024);  // the issue's memory target for a 1M-event backlog
     CHECK(relay.terminate() == 0);
 }
 
@@ -656,7 +667,8 @@ TEST_CASE(
     "faults: idempotent producer errors (INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE, "
     "UNKNOWN_PRODUCER_ID): nothing lost") {
     Stack s;
-    RelayProcess relay(s.pg.run_dir(), s.config());
+    // One request in flight: see kMockSafeProducer (scenario 1).
+    RelayProcess relay(s.pg.run_dir(), s.config(kMockSafeProducer, "", kDebugLog));
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
     Workload workload(s.pg, steady_load(1313));
     workload.start();
@@ -669,6 +681,7 @@ TEST_CASE(
     }
     const std::string log = relay.log();
     const std::size_t fatal = count_of(log, "Kafka producer fatal error");
+    CHECK(count_of(log, kImplicitAck) == 0);
     const std::size_t sessions = session_starts(log).size();
     finish(s, workload, "idempotent producer errors 47/45/59", min_lsn(replay_from, lowest_restart(log)));
     std::string restarts;
@@ -678,6 +691,38 @@ TEST_CASE(
     }
     MESSAGE("\"Kafka producer fatal error\" logged " << fatal << " times; sessions started: " << sessions
                                                      << restarts);
+    CHECK(relay.terminate() == 0);
+}
+
+// ---- 15. acknowledgements slower than message.timeout.ms ----
+//
+// Every broker answers Produce 2.5 s late while message.timeout.ms is 1 s: librdkafka times the
+// messages out although the broker appends them (the "possibly persisted" case). The relay must
+// treat the timeout as a failure (no confirm past it), restart its session from the slot and
+// replay: duplicates, all at or after the slot's position at the fault, and nothing lost.
+
+TEST_CASE(
+    "faults: acknowledgements slower than message.timeout.ms (possibly persisted): replayed, nothing lost") {
+    Stack s;
+    RelayProcess relay(s.pg.run_dir(), s.config("    message.timeout.ms: 1000\n"));
+    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    Workload workload(s.pg, steady_load(1515));
+    workload.start();
+    REQUIRE(s.consumer.wait_for_count(500, 60s));
+    const Lsn before = s.slot_confirmed();
+    for (int b = 1; b <= s.kafka.brokers(); ++b) s.kafka.set_rtt(b, 2500);
+    REQUIRE(relay.wait_for_log("Kafka delivery failed", 30s));
+    // Late acknowledgements keep arriving while the relay restarts: the slot only moves to what a
+    // session saw acknowledged in time, so judge duplicates from the lowest restart position.
+    REQUIRE(wait_for_sessions(relay, 2, 30s));
+    for (int b = 1; b <= s.kafka.brokers(); ++b) s.kafka.set_rtt(b, 0);
+    REQUIRE(s.consumer.wait_for_count(s.consumer.size() + 500, 60s));
+    const std::string log = relay.log();
+    CHECK(contains(log, "Message timed out"));
+    const Outcome out =
+        finish(s, workload, "acks slower than message.timeout.ms", min_lsn(before, lowest_restart(log)));
+    MESSAGE("sessions started: " << session_starts(log).size() << ", timed-out deliveries logged: "
+                                 << count_of(log, "Message timed out"));
     CHECK(relay.terminate() == 0);
 }
 

@@ -5,8 +5,13 @@
 // beginning while the load runs.
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -35,6 +40,8 @@ struct Stack {
         pg.exec(std::string(kOutboxTableDdl));
     }
 
+    // When the scenario started (its row in the report gives the seconds since).
+    const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     PgCluster pg;
     MockKafka kafka;
     TopicConsumer consumer;
@@ -68,6 +75,24 @@ struct Stack {
     static std::vector<std::string> ids(const Workload& workload) { return ids(workload.committed()); }
 };
 
+// Appends the scenario's row to <build>/fault-report.tsv (one write(2) with O_APPEND, so rows of
+// scenarios running in parallel do not interleave). The ctest fixture "faults/report" prints the
+// table from it after the last scenario and fails if a row is not OK (tests/ops/print-fault-report).
+inline void append_report_row(const std::string& scenario, const Verdict& verdict, double seconds) {
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.1f", seconds);
+    const std::string row = scenario + "\t" + std::to_string(verdict.committed) + "\t" +
+                            std::to_string(verdict.lost) + "\t" + std::to_string(verdict.duplicates) + "\t" +
+                            (verdict.ok() ? "OK" : "FAIL") + "\t" + secs + "\n";
+    const int fd = ::open(OUTBOX_BUILD_DIR "/fault-report.tsv", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        MESSAGE("cannot append to " OUTBOX_BUILD_DIR "/fault-report.tsv: " << std::strerror(errno));
+        return;
+    }
+    CHECK(::write(fd, row.data(), row.size()) == static_cast<ssize_t>(row.size()));
+    ::close(fd);
+}
+
 // What a scenario ended with: the checker's verdict over every committed event.
 struct Outcome {
     Verdict verdict;
@@ -91,6 +116,8 @@ inline Outcome finish(Stack& s, Workload& workload, const std::string& scenario,
                 std::move(committed)};
     INFO(out.verdict.describe());
     CHECK(out.verdict.ok());
+    append_report_row(scenario, out.verdict,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - s.started).count());
     MESSAGE("| " << scenario << " | " << out.verdict.committed << " | " << out.verdict.lost << " | "
                  << out.verdict.duplicates << " | " << std::string(out.verdict.ok() ? "OK" : "FAIL") << " |\n"
                  << Verdict::summary_header() << "\n"
