@@ -380,7 +380,7 @@ TEST_CASE(
                                manual_events(kTag, 1, kRows, 64, 7, "big"));
     CHECK(out.verdict.duplicates == 0);
     MESSAGE("1,000,000-row INSERT took " << insert_took << "; its events reached the consumer " << relay_took
-                                       << " after the commit; relay peak RSS " << peak_kb / 1024 << " MB");
+                                         << " after the commit; relay peak RSS " << peak_kb / 1024 << " MB");
     CHECK(peak_kb > 0);
     CHECK(peak_kb < 64 * 1024);  // the memory target for a 1M-event backlog
     CHECK(relay.terminate() == 0);
@@ -721,8 +721,8 @@ TEST_CASE(
     CHECK(contains(log, "Message timed out"));
     const Outcome out =
         finish(s, workload, "acks slower than message.timeout.ms", min_lsn(before, lowest_restart(log)));
-    MESSAGE("sessions started: " << session_starts(log).size() << ", timed-out deliveries logged: "
-                                 << count_of(log, "Message timed out"));
+    MESSAGE("sessions started: " << session_starts(log).size()
+                                 << ", timed-out deliveries logged: " << count_of(log, "Message timed out"));
     CHECK(relay.terminate() == 0);
 }
 

@@ -84,7 +84,8 @@ inline void append_report_row(const std::string& scenario, const Verdict& verdic
     const std::string row = scenario + "\t" + std::to_string(verdict.committed) + "\t" +
                             std::to_string(verdict.lost) + "\t" + std::to_string(verdict.duplicates) + "\t" +
                             (verdict.ok() ? "OK" : "FAIL") + "\t" + secs + "\n";
-    const int fd = ::open(OUTBOX_BUILD_DIR "/fault-report.tsv", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    const int fd =
+        ::open(OUTBOX_BUILD_DIR "/fault-report.tsv", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         MESSAGE("cannot append to " OUTBOX_BUILD_DIR "/fault-report.tsv: " << std::strerror(errno));
         return;
