@@ -1,6 +1,7 @@
 #include "common/json.h"
 
 #include <cstdint>
+#include <cstring>
 
 namespace outbox {
 namespace {
@@ -38,7 +39,15 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
 }  // namespace
 
 bool is_valid_utf8(std::string_view value) noexcept {
-    for (std::size_t i = 0; i < value.size();) {
+    // ASCII fast path, 8 bytes at a time: outbox keys and JSON payloads are mostly ASCII.
+    std::size_t i = 0;
+    while (i + 8 <= value.size()) {
+        std::uint64_t word;
+        std::memcpy(&word, value.data() + i, sizeof word);
+        if ((word & 0x8080808080808080ULL) != 0) break;
+        i += 8;
+    }
+    while (i < value.size()) {
         const std::size_t len = utf8_sequence_length(value, i);
         if (len == 0) return false;
         i += len;

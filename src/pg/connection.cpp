@@ -27,8 +27,11 @@ Connection Connection::connect(const std::string& conninfo, ReplicationMode mode
     // keywords after it override what it says.
     // connect_timeout first so the DSN can override it: a blocking connect must not hang for
     // minutes (the event loop, the systemd watchdog and the standby retry wait on it).
-    std::vector<const char*> keys{"connect_timeout", "dbname", "application_name"};
-    std::vector<const char*> values{"10", conninfo.c_str(), application_name.c_str()};
+    // client_encoding after the DSN so it wins: pgoutput converts text columns from the database
+    // encoding to the client's, and Kafka gets UTF-8 whatever the database encoding (a SQL_ASCII
+    // database is not converted: the router rejects what is not valid UTF-8).
+    std::vector<const char*> keys{"connect_timeout", "dbname", "application_name", "client_encoding"};
+    std::vector<const char*> values{"10", conninfo.c_str(), application_name.c_str(), "UTF8"};
     if (mode == ReplicationMode::Database) {
         keys.push_back("replication");
         values.push_back("database");
