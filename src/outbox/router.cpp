@@ -56,11 +56,23 @@ void append_u64(std::string& out, std::uint64_t v) {
     out.append(buf, res.ptr);
 }
 
+// Lsn::to_string()'s "X/X" (upper-case hex) into `out`'s own buffer: no temporary string.
+void assign_lsn_text(Lsn lsn, std::string& out) {
+    char buf[24];
+    char* end = std::to_chars(buf, buf + sizeof buf, lsn.value() >> 32, 16).ptr;
+    *end++ = '/';
+    end = std::to_chars(end, buf + sizeof buf, lsn.value() & 0xFFFFFFFFu, 16).ptr;
+    for (char* c = buf; c != end; ++c) {
+        if (*c >= 'a' && *c <= 'f') *c = static_cast<char>(*c - 'a' + 'A');
+    }
+    out.assign(buf, end);
+}
+
 void set_commit_texts(const CommitInfo& commit, Record& record) {
     // The same for every event of a transaction: format once per transaction, not per event.
     if (record.texts_for == commit) return;
     record.texts_for = commit;
-    record.lsn_text = commit.commit_lsn.to_string();
+    assign_lsn_text(commit.commit_lsn, record.lsn_text);
     record.xid_text.clear();
     append_u64(record.xid_text, commit.xid.value());
     format_utc_micros(commit.commit_time_unix_us, record.time_text);

@@ -280,3 +280,18 @@ TEST_CASE("router: a reused record gets each transaction's own commit headers") 
     CHECK(h.at("outbox-lsn") == "16/B374D900");
     CHECK(h.at("outbox-commit-time") == "2024-02-29T13:14:16.000000Z");
 }
+
+TEST_CASE("router: outbox-lsn is Lsn::to_string() for any LSN, including the widest") {
+    const OutboxRouter router(default_config());
+    const auto rel = outbox_relation();
+    pgoutput::Tuple row{{text("1"), text("order"), text("o-1"), text("Created"), text("{}")}};
+    for (const std::uint64_t lsn :
+         {0x0ull, 0xAull, 0x16B374D848ull, 0xFFFFFFFF00000000ull, 0xFFFFFFFFFFFFFFFFull}) {
+        CAPTURE(lsn);
+        Record record;
+        Rejection rejection;
+        REQUIRE(router.route(rel, row, CommitInfo{Lsn(lsn), Xid(1), 0}, record, rejection) ==
+                RouteOutcome::Routed);
+        CHECK(headers_of(record).at("outbox-lsn") == Lsn(lsn).to_string());
+    }
+}
