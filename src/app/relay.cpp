@@ -357,7 +357,7 @@ Relay::SessionEnd Relay::run_session() {
             if (!frame) break;
             read_something = true;
             if (const auto* data = std::get_if<pgoutput::XLogData>(&*frame)) {
-                handle_message(pgoutput::decode(data->payload));
+                handle_message(decoder_.decode(data->payload));
             } else {
                 ledger_->keepalive(std::get<pgoutput::PrimaryKeepalive>(*frame).wal_end);
             }

@@ -15,6 +15,7 @@
 #include "metrics/relay_metrics.h"
 #include "outbox/router.h"
 #include "pg/replication_stream.h"
+#include "pgoutput/decoder.h"
 #include "pgoutput/messages.h"
 #include "pgoutput/relation_cache.h"
 #include "relay/ledger.h"
@@ -97,6 +98,7 @@ private:
     std::optional<kafka::Publisher> publisher_;
     std::optional<relay::Ledger> ledger_;
     pgoutput::RelationCache relations_;
+    pgoutput::Decoder decoder_;  // reuses its tuple buffers: no allocation per row
     InflightSlots slots_;
     std::uint64_t inflight_bytes_ = 0;
     relay::TxnTicket ticket_;

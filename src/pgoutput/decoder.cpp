@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 namespace outbox::pgoutput {
 
@@ -78,8 +79,13 @@ std::uint8_t read_commit_flags(ByteReader& in) {
     return flags;
 }
 
-Tuple read_tuple(ByteReader& in) {
+using TupleStorage = Decoder::TupleBuffers;
+
+// Reads a tuple into `storage`'s buffer, which the returned Tuple takes over (its capacity too).
+Tuple read_tuple(ByteReader& in, std::vector<ColumnValue>& storage) {
     Tuple tuple;
+    tuple.columns = std::move(storage);
+    tuple.columns.clear();
     const std::size_t count = read_count<std::int16_t>(in, "column count");
     reserve_bounded(tuple.columns, count, in, 1);
     for (std::size_t i = 0; i < count; ++i) {
@@ -188,34 +194,34 @@ Type read_type(ByteReader& in, bool in_stream) {
     return type;
 }
 
-Insert read_insert(ByteReader& in, bool in_stream) {
+Insert read_insert(ByteReader& in, bool in_stream, TupleStorage& storage) {
     Insert insert;
     insert.stream_xid = read_stream_xid(in, in_stream);
     insert.relation = RelationId{in.read_u32()};
     read_tuple_marker(in, "N");
-    insert.new_tuple = read_tuple(in);
+    insert.new_tuple = read_tuple(in, storage.new_columns);
     return insert;
 }
 
-Update read_update(ByteReader& in, bool in_stream) {
+Update read_update(ByteReader& in, bool in_stream, TupleStorage& storage) {
     Update update;
     update.stream_xid = read_stream_xid(in, in_stream);
     update.relation = RelationId{in.read_u32()};
     char marker = read_tuple_marker(in, "KON");
     if (marker != 'N') {
-        update.old_tuple = OldTuple{static_cast<OldTupleKind>(marker), read_tuple(in)};
+        update.old_tuple = OldTuple{static_cast<OldTupleKind>(marker), read_tuple(in, storage.old_columns)};
         read_tuple_marker(in, "N");
     }
-    update.new_tuple = read_tuple(in);
+    update.new_tuple = read_tuple(in, storage.new_columns);
     return update;
 }
 
-Delete read_delete(ByteReader& in, bool in_stream) {
+Delete read_delete(ByteReader& in, bool in_stream, TupleStorage& storage) {
     Delete del;
     del.stream_xid = read_stream_xid(in, in_stream);
     del.relation = RelationId{in.read_u32()};
     const char marker = read_tuple_marker(in, "KO");
-    del.old_tuple = OldTuple{static_cast<OldTupleKind>(marker), read_tuple(in)};
+    del.old_tuple = OldTuple{static_cast<OldTupleKind>(marker), read_tuple(in, storage.old_columns)};
     return del;
 }
 
@@ -288,14 +294,15 @@ Message decode_as(ByteReader& in, std::string_view context, Placement placement,
     return message;
 }
 
-}  // namespace
-
-Message decode(std::string_view bytes, bool in_stream) {
+Message decode_message(std::string_view bytes, bool in_stream, TupleStorage& storage) {
     ByteReader in(bytes, "pgoutput message");
     if (bytes.empty()) throw DecodeError("pgoutput message: empty message (0 bytes)");
     const std::uint8_t type = in.read_u8();
     const auto streamed = [in_stream](auto read) {
         return [in_stream, read](ByteReader& r) { return read(r, in_stream); };
+    };
+    const auto row = [in_stream, &storage](auto read) {
+        return [in_stream, &storage, read](ByteReader& r) { return read(r, in_stream, storage); };
     };
     switch (type) {
         case 'B': return decode_as(in, "Begin message", Placement::OutsideStream, in_stream, read_begin);
@@ -304,12 +311,9 @@ Message decode(std::string_view bytes, bool in_stream) {
         case 'R':
             return decode_as(in, "Relation message", Placement::Anywhere, in_stream, streamed(read_relation));
         case 'Y': return decode_as(in, "Type message", Placement::Anywhere, in_stream, streamed(read_type));
-        case 'I':
-            return decode_as(in, "Insert message", Placement::Anywhere, in_stream, streamed(read_insert));
-        case 'U':
-            return decode_as(in, "Update message", Placement::Anywhere, in_stream, streamed(read_update));
-        case 'D':
-            return decode_as(in, "Delete message", Placement::Anywhere, in_stream, streamed(read_delete));
+        case 'I': return decode_as(in, "Insert message", Placement::Anywhere, in_stream, row(read_insert));
+        case 'U': return decode_as(in, "Update message", Placement::Anywhere, in_stream, row(read_update));
+        case 'D': return decode_as(in, "Delete message", Placement::Anywhere, in_stream, row(read_delete));
         case 'T':
             return decode_as(in, "Truncate message", Placement::Anywhere, in_stream, streamed(read_truncate));
         case 'M':
@@ -332,6 +336,28 @@ Message decode(std::string_view bytes, bool in_stream) {
             // which we never ask for.
             throw in.error_at(0, "unknown message type " + describe_byte(type));
     }
+}
+
+}  // namespace
+
+Message decode(std::string_view bytes, bool in_stream) {
+    TupleStorage storage;
+    return decode_message(bytes, in_stream, storage);
+}
+
+const Message& Decoder::decode(std::string_view bytes, bool in_stream) {
+    // Take the tuple buffers back from the previous message (its views are dead by now); the
+    // moved-from vectors left behind own nothing, so replacing the message frees nothing.
+    if (auto* insert = std::get_if<Insert>(&message_)) {
+        buffers_.new_columns = std::move(insert->new_tuple.columns);
+    } else if (auto* update = std::get_if<Update>(&message_)) {
+        buffers_.new_columns = std::move(update->new_tuple.columns);
+        if (update->old_tuple) buffers_.old_columns = std::move(update->old_tuple->tuple.columns);
+    } else if (auto* del = std::get_if<Delete>(&message_)) {
+        buffers_.old_columns = std::move(del->old_tuple.tuple.columns);
+    }
+    message_ = decode_message(bytes, in_stream, buffers_);
+    return message_;
 }
 
 std::string_view message_name(const Message& message) noexcept {
