@@ -23,40 +23,8 @@ void ByteReader::throw_overrun(std::size_t count, std::string_view field) const 
     throw DecodeError(what);
 }
 
-std::uint64_t ByteReader::read_big_endian(std::size_t width, std::string_view field) {
-    if (width > remaining()) throw_overrun(width, field);
-    std::uint64_t value = 0;
-    for (std::size_t i = 0; i < width; ++i) {
-        value = (value << 8) | static_cast<unsigned char>(bytes_[offset_ + i]);
-    }
-    offset_ += width;
-    return value;
-}
-
-std::uint8_t ByteReader::read_u8() {
-    return static_cast<std::uint8_t>(read_big_endian(1, "Int8"));
-}
-
-// Signed reads go through the unsigned bit pattern: the conversion to a narrower signed
-// type is modular (well defined) since C++20, so negative values on the wire come out negative.
-std::int16_t ByteReader::read_i16() {
-    return static_cast<std::int16_t>(static_cast<std::uint16_t>(read_big_endian(2, "Int16")));
-}
-
-std::int32_t ByteReader::read_i32() {
-    return static_cast<std::int32_t>(read_big_endian(4, "Int32"));
-}
-
-std::uint32_t ByteReader::read_u32() {
-    return static_cast<std::uint32_t>(read_big_endian(4, "Int32"));
-}
-
-std::int64_t ByteReader::read_i64() {
-    return static_cast<std::int64_t>(read_big_endian(8, "Int64"));
-}
-
-std::uint64_t ByteReader::read_u64() {
-    return read_big_endian(8, "Int64");
+void ByteReader::throw_bytes_overrun(std::size_t count) const {
+    throw_overrun(count, "Byte" + std::to_string(count));
 }
 
 std::string_view ByteReader::read_cstring() {
@@ -72,14 +40,6 @@ std::string_view ByteReader::read_cstring() {
     }
     offset_ += nul + 1;
     return rest.substr(0, nul);
-}
-
-std::string_view ByteReader::read_bytes(std::size_t count) {
-    // The field name is built only on failure: this is the per-column hot path.
-    if (count > remaining()) throw_overrun(count, "Byte" + std::to_string(count));
-    const std::string_view view = bytes_.substr(offset_, count);
-    offset_ += count;
-    return view;
 }
 
 void ByteReader::expect_end() const {

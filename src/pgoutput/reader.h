@@ -29,18 +29,29 @@ public:
 
     void set_message(std::string_view message) noexcept { message_ = message; }
 
-    std::uint8_t read_u8();
-    std::int16_t read_i16();
-    std::int32_t read_i32();
-    std::uint32_t read_u32();
-    std::int64_t read_i64();
-    std::uint64_t read_u64();
+    // The fixed-width reads and read_bytes() are inline: they are the per-column hot path of
+    // every row; only their error paths are out of line.
+    std::uint8_t read_u8() { return static_cast<std::uint8_t>(read_big_endian<1>("Int8")); }
+    // Signed reads go through the unsigned bit pattern: the conversion to a narrower signed
+    // type is modular (well defined) since C++20, so negative values on the wire come out negative.
+    std::int16_t read_i16() {
+        return static_cast<std::int16_t>(static_cast<std::uint16_t>(read_big_endian<2>("Int16")));
+    }
+    std::int32_t read_i32() { return static_cast<std::int32_t>(read_big_endian<4>("Int32")); }
+    std::uint32_t read_u32() { return static_cast<std::uint32_t>(read_big_endian<4>("Int32")); }
+    std::int64_t read_i64() { return static_cast<std::int64_t>(read_big_endian<8>("Int64")); }
+    std::uint64_t read_u64() { return read_big_endian<8>("Int64"); }
 
     // A NUL-terminated string; the view excludes the NUL, the NUL is consumed.
     std::string_view read_cstring();
 
     // The next `count` bytes as a view into the buffer.
-    std::string_view read_bytes(std::size_t count);
+    std::string_view read_bytes(std::size_t count) {
+        if (count > remaining()) throw_bytes_overrun(count);
+        const std::string_view view = bytes_.substr(offset_, count);
+        offset_ += count;
+        return view;
+    }
 
     [[nodiscard]] std::size_t offset() const noexcept { return offset_; }
     [[nodiscard]] std::size_t remaining() const noexcept { return bytes_.size() - offset_; }
@@ -57,7 +68,19 @@ public:
 private:
     // Reports a read of `count` bytes of `field` (e.g. "Int32") past the end.
     [[noreturn]] void throw_overrun(std::size_t count, std::string_view field) const;
-    std::uint64_t read_big_endian(std::size_t width, std::string_view field);
+    // throw_overrun() for read_bytes(): the field name ("Byte12") is built only on failure.
+    [[noreturn]] void throw_bytes_overrun(std::size_t count) const;
+
+    template <std::size_t Width>
+    std::uint64_t read_big_endian(std::string_view field) {
+        if (Width > remaining()) throw_overrun(Width, field);
+        std::uint64_t value = 0;
+        for (std::size_t i = 0; i < Width; ++i) {
+            value = (value << 8) | static_cast<unsigned char>(bytes_[offset_ + i]);
+        }
+        offset_ += Width;
+        return value;
+    }
 
     std::string_view bytes_;
     std::string_view message_;
