@@ -68,8 +68,11 @@ RelayMetrics::RelayMetrics(const std::string& version)
               .Name("outbox_relay_commit_to_ack_seconds")
               .Help("Time from the transaction's commit to Kafka's acknowledgement of an event.")
               .Register(*registry_)
-              .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                               0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300})),
+              // Fine between 5 and 25 ms so a 15 ms p99 target can be read off a bucket edge
+              // (le="0.015"), not interpolated; coarse beyond, up to a backlog's minutes.
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015,
+                                                               0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+                                                               10, 30, 60, 300})),
       postgres_connected(prometheus::BuildGauge()
                              .Name("outbox_relay_postgres_connected")
                              .Help("1 while the replication stream from PostgreSQL is up.")
