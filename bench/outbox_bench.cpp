@@ -9,9 +9,13 @@
 //   outbox-bench live-load  --dsn D --aggtype A --rate R --seconds S
 //       Inserts into public.outbox at a fixed rate (1 ms ticks; the rows due in a tick form one
 //       transaction). Prints "sent=... seconds=... rate=...".
-//   outbox-bench consume-latency --bootstrap B --topic T --expect N [--timeout S] [--out FILE]
+//   outbox-bench consume-latency --bootstrap B --topic T --expect N [--timeout S] [--idle-exit-ms M]
+//                                [--since-file F]
 //       Consumes T from the beginning; per record: Kafka timestamp (producer create time, ms) minus
 //       the outbox-commit-time header, and local receive time minus that header. Prints quantiles.
+//       With --since-file, records committed before the unix time in microseconds that F holds
+//       (written by bench/run when the measured load starts; read when the first record arrives
+//       after it appears) are warm-up: counted as skipped=, not measured, not part of --expect.
 //   outbox-bench free-port
 //
 // Bounded everywhere: every loop has a deadline; errors exit non-zero with a message.
@@ -373,9 +377,12 @@ int cmd_consume(const Args& a) {
     std::printf("ready partitions=%d\n", partitions);
     std::fflush(stdout);
     const auto idle_exit = std::chrono::milliseconds(a.num("idle-exit-ms", 5000));
+    const std::string since_file = a.get("since-file", "");
+    std::int64_t since_us = since_file.empty() ? 0 : -1;  // -1: not known yet (still warming up)
+    std::int64_t absent_at_us = 0;  // the cut-off file was missing at this time: it is later
     auto last_msg = Clock::now();
     std::vector<double> append_ms, recv_ms;
-    long long seen = 0;
+    long long seen = 0, skipped = 0;
     while (!g_term && Clock::now() < deadline && (expect == 0 || seen < expect)) {
         if (seen > 0 && Clock::now() - last_msg > idle_exit) break;
         rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
@@ -385,14 +392,33 @@ int cmd_consume(const Args& a) {
             continue;
         }
         const std::int64_t recv_us = now_unix_us();
-        last_msg = Clock::now();
-        ++seen;
         rd_kafka_headers_t* h = nullptr;
         const void* val = nullptr;
         std::size_t len = 0;
+        std::int64_t commit_us = -1;
         if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            rd_kafka_header_get_last(h, "outbox-commit-time", &val, &len) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            const std::int64_t commit_us = parse_commit_time(static_cast<const char*>(val), len);
+            rd_kafka_header_get_last(h, "outbox-commit-time", &val, &len) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            commit_us = parse_commit_time(static_cast<const char*>(val), len);
+        // The cut-off is written before the measured load starts. Read after the record arrived: if it
+        // is still missing, the record was committed before it, i.e. during the warm-up. Re-read only
+        // for records committed after the last miss.
+        if (since_us < 0 && (commit_us <= 0 || commit_us >= absent_at_us)) {
+            const std::int64_t t = now_unix_us();
+            std::ifstream f(since_file);
+            long long v = 0;
+            if (f >> v && v > 0)
+                since_us = v;
+            else
+                absent_at_us = t;
+        }
+        if (since_us < 0 || (since_us > 0 && commit_us > 0 && commit_us < since_us)) {
+            ++skipped;
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        last_msg = Clock::now();
+        ++seen;
+        {
             rd_kafka_timestamp_type_t tt;
             const std::int64_t ts_ms = rd_kafka_message_timestamp(m, &tt);
             if (commit_us > 0) {
@@ -407,10 +433,12 @@ int cmd_consume(const Args& a) {
     std::sort(append_ms.begin(), append_ms.end());
     std::sort(recv_ms.begin(), recv_ms.end());
     std::printf(
-        "seen=%lld ts_p50_ms=%.2f ts_p99_ms=%.2f ts_max_ms=%.2f recv_p50_ms=%.2f recv_p99_ms=%.2f "
+        "seen=%lld skipped=%lld ts_p50_ms=%.2f ts_p99_ms=%.2f ts_max_ms=%.2f recv_p50_ms=%.2f "
+        "recv_p99_ms=%.2f "
         "recv_max_ms=%.2f\n",
-        seen, quantile(append_ms, 0.5), quantile(append_ms, 0.99), append_ms.empty() ? NAN : append_ms.back(),
-        quantile(recv_ms, 0.5), quantile(recv_ms, 0.99), recv_ms.empty() ? NAN : recv_ms.back());
+        seen, skipped, quantile(append_ms, 0.5), quantile(append_ms, 0.99),
+        append_ms.empty() ? NAN : append_ms.back(), quantile(recv_ms, 0.5), quantile(recv_ms, 0.99),
+        recv_ms.empty() ? NAN : recv_ms.back());
     return (expect > 0 && seen < expect) ? 1 : 0;
 }
 
