@@ -96,13 +96,52 @@ Publisher::~Publisher() {
         rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_queue_io_event_enable(main_queue_, -1, nullptr, 0);
         rd_kafka_queue_destroy(main_queue_);
+        for (const auto& [name, rkt] : topics_) rd_kafka_topic_destroy(rkt);
         rd_kafka_destroy(rk_);
     }
     if (pipe_read_ >= 0) ::close(pipe_read_);
     if (pipe_write_ >= 0) ::close(pipe_write_);
 }
 
+namespace {
+
+ProduceResult produce_error(rd_kafka_resp_err_t err) {
+    ProduceResult result;
+    result.error = err;
+    result.message = rd_kafka_err2str(err);
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        result.status = ProduceStatus::QueueFull;
+    } else if (classify_delivery_error(err) == DeliveryOutcome::Permanent) {
+        result.status = ProduceStatus::Permanent;
+    } else {
+        result.status = ProduceStatus::Failed;
+    }
+    return result;
+}
+
+}  // namespace
+
+rd_kafka_topic_t* Publisher::topic_handle(const std::string& name, rd_kafka_resp_err_t& error) {
+    // Consecutive events mostly go to the same topic: compare before hashing.
+    if (last_topic_ != nullptr && name == last_topic_->first) return last_topic_->second;
+    auto it = topics_.find(name);
+    if (it == topics_.end()) {
+        rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
+        if (rkt == nullptr) {
+            error = rd_kafka_last_error();
+            if (error == RD_KAFKA_RESP_ERR_NO_ERROR) error = RD_KAFKA_RESP_ERR__INVALID_ARG;
+            return nullptr;
+        }
+        it = topics_.emplace(name, rkt).first;
+    }
+    last_topic_ = &*it;  // elements of an unordered_map stay put when it rehashes
+    return it->second;
+}
+
 ProduceResult Publisher::produce(const Record& record, std::uint64_t cookie) {
+    rd_kafka_resp_err_t topic_error = RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_topic_t* rkt = topic_handle(record.topic, topic_error);
+    if (rkt == nullptr) return produce_error(topic_error);
     rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size());
     for (const auto& h : record.headers) {
         rd_kafka_header_add(headers, h.name.data(), static_cast<ssize_t>(h.name.size()),
@@ -115,23 +154,12 @@ ProduceResult Publisher::produce(const Record& record, std::uint64_t cookie) {
     void* value = record.value ? const_cast<char*>(record.value->data()) : nullptr;  // copied (F_COPY)
     const std::size_t value_len = record.value ? record.value->size() : 0;
     const rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_, RD_KAFKA_V_TOPIC(record.topic.c_str()), RD_KAFKA_V_KEY(key, key_len),
-        RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_HEADERS(headers),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, value_len),
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<std::uintptr_t>(cookie))), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
     rd_kafka_headers_destroy(headers);  // not taken over on failure
-    ProduceResult result;
-    result.error = err;
-    result.message = rd_kafka_err2str(err);
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        result.status = ProduceStatus::QueueFull;
-    } else if (classify_delivery_error(err) == DeliveryOutcome::Permanent) {
-        result.status = ProduceStatus::Permanent;
-    } else {
-        result.status = ProduceStatus::Failed;
-    }
-    return result;
+    return produce_error(err);
 }
 
 void Publisher::serve(const std::function<void(const Delivery&)>& on_delivery) {

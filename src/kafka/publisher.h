@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -92,8 +93,14 @@ private:
     static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque);
     static void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* message);
 
+    // The handle of `name`, created on first use. Producing by handle spares librdkafka a
+    // search of its topic list under a lock for every event. nullptr (and `error`) when refused.
+    rd_kafka_topic_t* topic_handle(const std::string& name, rd_kafka_resp_err_t& error);
+
     rd_kafka_t* rk_ = nullptr;
     rd_kafka_queue_t* main_queue_ = nullptr;
+    std::unordered_map<std::string, rd_kafka_topic_t*> topics_;  // destroyed before rk_
+    const std::pair<const std::string, rd_kafka_topic_t*>* last_topic_ = nullptr;
     int pipe_read_ = -1;
     int pipe_write_ = -1;
     const std::function<void(const Delivery&)>* current_sink_ = nullptr;
