@@ -46,6 +46,7 @@ struct Record {
     std::string error_text;
     std::string size_text;
     std::string original_topic;
+    std::string valid_topic;  // the last topic that passed is_valid_topic_name(): not checked again
 
     // Approximate bytes this record holds in the producer (for in-flight limits).
     [[nodiscard]] std::size_t size_bytes() const noexcept;

@@ -295,3 +295,35 @@ TEST_CASE("router: outbox-lsn is Lsn::to_string() for any LSN, including the wid
         CHECK(headers_of(record).at("outbox-lsn") == Lsn(lsn).to_string());
     }
 }
+
+TEST_CASE("router: a reused record checks every new topic name, also after a valid one") {
+    config::OutboxConfig c = default_config();
+    c.topic_segments = {{config::TopicSegment::Kind::AggregateType, ""}};
+    const OutboxRouter router(c);
+    const auto rel = outbox_relation();
+    Record record;
+    Rejection rejection;
+    const auto route_type = [&](std::string_view aggregate_type) {
+        const pgoutput::Tuple row{{text("1"), text(aggregate_type), text("o-1"), text("t"), text("{}")}};
+        return router.route(rel, row, kCommit, record, rejection);
+    };
+    CHECK(route_type("orders") == RouteOutcome::Routed);
+    CHECK(route_type("orders") == RouteOutcome::Routed);
+    CHECK(route_type("bad topic") == RouteOutcome::Rejected);
+    CHECK(rejection.code == "invalid_topic");
+    CHECK(route_type("orders") == RouteOutcome::Routed);
+    CHECK(route_type("..") == RouteOutcome::Rejected);
+    CHECK(route_type("payments") == RouteOutcome::Routed);
+    CHECK(record.topic == "payments");
+}
+
+TEST_CASE("router: an empty topic name is rejected, even by a fresh record") {
+    config::OutboxConfig c = default_config();
+    c.topic_segments = {{config::TopicSegment::Kind::Literal, ""}};
+    const OutboxRouter router(c);
+    const pgoutput::Tuple row{{text("1"), text("order"), text("o-1"), text("t"), text("{}")}};
+    Record record;
+    Rejection rejection;
+    CHECK(router.route(outbox_relation(), row, kCommit, record, rejection) == RouteOutcome::Rejected);
+    CHECK(rejection.code == "invalid_topic");
+}
