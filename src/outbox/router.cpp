@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cstdio>
 
+#include "common/json.h"
+
 namespace outbox {
 namespace {
 
@@ -19,6 +21,19 @@ ColumnRef find_column(const pgoutput::RelationInfo& relation, const pgoutput::Tu
     const auto index = relation.column_index(name);
     if (!index || *index >= tuple.columns.size()) return {};
     return {&tuple.columns[*index], relation.columns[*index].type_oid};
+}
+
+// A text value must be UTF-8: the relay connects with client_encoding UTF8, so only a SQL_ASCII
+// database (which stores bytes unchecked and is not converted) can send anything else. bytea is
+// bytes, not text.
+bool is_valid_text(const ColumnRef& ref) noexcept {
+    return ref.value->kind != pgoutput::ColumnKind::Text || ref.type_oid == kByteaOid ||
+           is_valid_utf8(ref.value->bytes);
+}
+
+std::string not_utf8_detail(std::string_view role, std::string_view column) {
+    return std::string(role) + " column \"" + std::string(column) +
+           "\" is not valid UTF-8 (a SQL_ASCII database stores bytes unchecked)";
 }
 
 // Reads a column used for routing; a rejection when it is missing, NULL, unsent or empty.
@@ -45,6 +60,10 @@ std::optional<std::string_view> routing_value(const pgoutput::RelationInfo& rela
     }
     if (ref.value->bytes.empty()) {
         rejection = {"empty_value", std::string(role) + " column \"" + std::string(column) + "\" is empty"};
+        return std::nullopt;
+    }
+    if (!is_valid_text(ref)) {
+        rejection = {"invalid_utf8", not_utf8_detail(role, column)};
         return std::nullopt;
     }
     return ref.value->bytes;
@@ -176,6 +195,10 @@ RouteOutcome OutboxRouter::route(const pgoutput::RelationInfo& relation, const p
                 }
                 record.value = std::string_view(record.value_storage);
             } else {
+                if (!is_valid_utf8(payload.value->bytes)) {
+                    rejection = {"invalid_utf8", not_utf8_detail("payload", roles.payload)};
+                    return RouteOutcome::Rejected;
+                }
                 record.value = payload.value->bytes;
             }
             break;
@@ -194,7 +217,13 @@ RouteOutcome OutboxRouter::route(const pgoutput::RelationInfo& relation, const p
             return RouteOutcome::Rejected;
         }
         std::optional<std::string_view> v;
-        if (h.value->kind != pgoutput::ColumnKind::Null) v = h.value->bytes;
+        if (h.value->kind != pgoutput::ColumnKind::Null) {
+            if (!is_valid_text(h)) {
+                rejection = {"invalid_utf8", not_utf8_detail("header", name)};
+                return RouteOutcome::Rejected;
+            }
+            v = h.value->bytes;
+        }
         record.headers.push_back({name, v});
     }
     set_commit_texts(commit, record);

@@ -56,7 +56,7 @@ struct Record {
 // used as a metric label); `detail` says what exactly, for the log and the dead-letter header.
 struct Rejection {
     std::string_view code;  // missing_column, null_value, empty_value, unchanged_toast,
-                            // invalid_topic, invalid_payload, too_large, rejected_by_kafka
+                            // invalid_topic, invalid_payload, invalid_utf8, too_large, rejected_by_kafka
     std::string detail;
 };
 

@@ -27,11 +27,8 @@ Connection Connection::connect(const std::string& conninfo, ReplicationMode mode
     // keywords after it override what it says.
     // connect_timeout first so the DSN can override it: a blocking connect must not hang for
     // minutes (the event loop, the systemd watchdog and the standby retry wait on it).
-    // client_encoding after the DSN so it wins: pgoutput converts text columns from the database
-    // encoding to the client's, and Kafka gets UTF-8 whatever the database encoding (a SQL_ASCII
-    // database is not converted: the router rejects what is not valid UTF-8).
-    std::vector<const char*> keys{"connect_timeout", "dbname", "application_name", "client_encoding"};
-    std::vector<const char*> values{"10", conninfo.c_str(), application_name.c_str(), "UTF8"};
+    std::vector<const char*> keys{"connect_timeout", "dbname", "application_name"};
+    std::vector<const char*> values{"10", conninfo.c_str(), application_name.c_str()};
     if (mode == ReplicationMode::Database) {
         keys.push_back("replication");
         values.push_back("database");
@@ -49,7 +46,23 @@ Connection Connection::connect(const std::string& conninfo, ReplicationMode mode
         // libpq's message names host and user but never the password.
         throw Error(ErrorKind::Transient, "cannot connect to PostgreSQL: " + conn.error_message());
     }
+    conn.use_utf8();
     return conn;
+}
+
+void Connection::use_utf8() {
+    // pgoutput converts text columns from the database encoding to the client's, so Kafka gets
+    // UTF-8 whatever the database encoding. Not for SQL_ASCII: it stores bytes unchecked and the
+    // conversion would validate them, failing the walsender at the first non-UTF-8 row for good
+    // (the slot could never pass it). From SQL_ASCII the bytes come as they are; the router
+    // dead-letters what is not valid UTF-8.
+    const char* server = PQparameterStatus(conn_.get(), "server_encoding");
+    const char* client = PQparameterStatus(conn_.get(), "client_encoding");
+    if (server == nullptr || std::string_view(server) == "SQL_ASCII") return;
+    if (client != nullptr && std::string_view(client) == "UTF8") return;
+    if (PQsetClientEncoding(conn_.get(), "UTF8") != 0) {
+        throw Error(ErrorKind::Transient, "cannot set client_encoding to UTF8: " + error_message());
+    }
 }
 
 std::string Connection::error_message() const {

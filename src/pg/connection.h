@@ -77,6 +77,8 @@ public:
 
 private:
     explicit Connection(PGconn* conn) : conn_(conn) {}
+    // Switches client_encoding to UTF8 unless the database is SQL_ASCII (see the definition).
+    void use_utf8();
     ResultHandle check(PGresult* res, std::string_view what);
     std::unique_ptr<PGconn, ConnDeleter> conn_;
 };

@@ -23,8 +23,9 @@ constexpr const char* kOutboxDdl =
     "CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload "
     "jsonb)";
 
-std::string relay_config(const PgCluster& pg, const MockKafka& kafka, const std::string& on_invalid) {
-    return "postgres:\n  dsn: \"" + pg.tcp_dsn() +
+std::string relay_config(const PgCluster& pg, const MockKafka& kafka, const std::string& on_invalid,
+                         const std::string& dbname = "postgres") {
+    return "postgres:\n  dsn: \"" + pg.tcp_dsn(dbname) +
            "\"\n  status_interval: 500ms\n"
            "outbox:\n  table: public.outbox\n  headers: [type]\n  on_invalid: " +
            on_invalid +
@@ -186,4 +187,106 @@ TEST_CASE("relay: bad configuration files exit non-zero naming the key and the l
           std::string::npos);
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
+}
+
+// ---- text that is not UTF-8 where the relay expects text ----
+//
+// pgoutput sends text columns in the connection's client_encoding, and the relay asks for UTF8:
+// a LATIN1 database's text reaches Kafka converted. A SQL_ASCII database stores bytes unchecked
+// and the server does not convert them, so the relay itself must refuse what is not UTF-8.
+
+TEST_CASE("relay: text from a LATIN1 database reaches Kafka as UTF-8") {
+    PgCluster pg;
+    MockKafka kafka(pg.run_dir() + "/kafka", 1);
+    pg.exec("CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'");
+    pg.exec(kOutboxDdl, "latin");
+    RelayProcess relay(pg.run_dir(), relay_config(pg, kafka, "dead_letter", "latin"));
+    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    // 'café' written as LATIN1 bytes (0xE9 is e-acute in LATIN1), whatever the session's encoding.
+    const std::string cafe = "convert_from('\\x636166e9'::bytea, 'LATIN1')";
+    pg.exec("INSERT INTO outbox VALUES ('" + kGood1 + "', 'order', " + cafe + ", " + cafe +
+                ", jsonb_build_object('name', " + cafe + "))",
+            "latin");
+    std::vector<KafkaRecord> got;
+    REQUIRE(wait_until(
+        [&] {
+            got = kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 10s);
+            return !got.empty();
+        },
+        30s, 200ms));
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].key == "caf\xC3\xA9");
+    CHECK(header(got[0], "type") == "caf\xC3\xA9");
+    CHECK(got[0].value == "{\"name\": \"caf\xC3\xA9\"}");
+    CHECK(relay.terminate() == 0);
+}
+
+TEST_CASE("relay: bytes that are not UTF-8 in a SQL_ASCII database go to the dead-letter topic") {
+    PgCluster pg;
+    MockKafka kafka(pg.run_dir() + "/kafka", 1);
+    pg.exec("CREATE DATABASE ascii TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'");
+    pg.exec(kOutboxDdl, "ascii");
+    RelayProcess relay(pg.run_dir(), relay_config(pg, kafka, "dead_letter", "ascii"));
+    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    // 'caf' + 0xE9: a LATIN1 e-acute stored unchecked, not UTF-8.
+    const std::string bad = "convert_from('\\x636166e9'::bytea, 'SQL_ASCII')";
+    const std::string kBadKey = "00000000-0000-0000-0000-0000000000b1";
+    const std::string kBadPayload = "00000000-0000-0000-0000-0000000000b2";
+    const std::string kBadHeader = "00000000-0000-0000-0000-0000000000b3";
+    const std::string kBadType = "00000000-0000-0000-0000-0000000000b4";
+    auto row = [&](const std::string& id, const std::string& type, const std::string& key,
+                   const std::string& event_type, const std::string& payload) {
+        pg.exec("INSERT INTO outbox VALUES ('" + id + "', " + type + ", " + key + ", " + event_type + ", " +
+                    payload + ")",
+                "ascii");
+    };
+    row(kGood1, "'order'", "'agg-1'", "'Created'", "'{\"n\": 1}'");
+    row(kBadKey, "'order'", bad, "'Created'", "'{\"n\": 2}'");
+    row(kBadPayload, "'order'", "'agg-1'", "'Created'", "jsonb_build_object('name', " + bad + ")");
+    row(kBadHeader, "'order'", "'agg-1'", bad, "'{\"n\": 4}'");
+    row(kBadType, bad, "'agg-1'", "'Created'", "'{\"n\": 5}'");
+    row(kGood2, "'order'", "'agg-1'", "'Created'", "'{\"n\": 6}'");
+    const Lsn end = *Lsn::parse(*pg.query_value("SELECT pg_current_wal_insert_lsn()::text", "ascii"));
+
+    std::vector<KafkaRecord> dead;
+    const bool all_dead = wait_until(
+        [&] {
+            dead = kcat_consume_all(kafka.bootstrap(), "outbox.dead_letter", 10s);
+            return dead.size() >= 4;
+        },
+        30s, 200ms);
+    if (!all_dead) MESSAGE("dead-letter records: " << dead.size() << "; relay log:\n" << relay.log());
+    REQUIRE(all_dead);
+    CHECK(dead.size() == 4);
+    std::map<std::string, KafkaRecord> by_id;
+    for (const auto& r : dead) by_id[header(r, "id")] = r;
+    REQUIRE(by_id.count(kBadKey) == 1);
+    REQUIRE(by_id.count(kBadPayload) == 1);
+    REQUIRE(by_id.count(kBadHeader) == 1);
+    REQUIRE(by_id.count(kBadType) == 1);
+    CHECK(header(by_id[kBadKey], "outbox-error-code") == "invalid_utf8");
+    CHECK(header(by_id[kBadKey], "outbox-error").find("aggregateid") != std::string::npos);
+    CHECK(header(by_id[kBadPayload], "outbox-error-code") == "invalid_utf8");
+    CHECK(header(by_id[kBadPayload], "outbox-error").find("payload") != std::string::npos);
+    CHECK(header(by_id[kBadHeader], "outbox-error-code") == "invalid_utf8");
+    CHECK(header(by_id[kBadHeader], "outbox-error").find("type") != std::string::npos);
+    CHECK(header(by_id[kBadType], "outbox-error-code") == "invalid_utf8");
+    CHECK(header(by_id[kBadType], "outbox-error").find("aggregatetype") != std::string::npos);
+    // The dead-letter record keeps the row's bytes as they were, for inspection.
+    CHECK(by_id[kBadKey].key == "caf\xE9");
+
+    const auto good = kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 10s);
+    REQUIRE(good.size() == 2);
+    CHECK(header(good[0], "id") == kGood1);
+    CHECK(header(good[1], "id") == kGood2);
+    // Dead-lettered rows are handled, so the slot moves past all six; each was logged.
+    CHECK(wait_until([&] { return slot_lsn(pg) >= end; }, 20s));
+    const std::string log = relay.log();
+    std::size_t logged = 0;
+    for (std::size_t pos = log.find("(invalid_utf8)"); pos != std::string::npos;
+         pos = log.find("(invalid_utf8)", pos + 1)) {
+        ++logged;
+    }
+    CHECK(logged == 4);
+    CHECK(relay.terminate() == 0);
 }

@@ -126,6 +126,22 @@ TEST_CASE("router: rows that cannot be routed are rejected with a reason") {
         {{{text("1"), text("order"), text("o-1"), text("t"), {ColumnKind::UnchangedToast, {}}}},
          "unchanged_toast",
          "payload"},
+        // Text that is not UTF-8 (0xE9: LATIN1 e-acute stored in a SQL_ASCII database).
+        {{{text("1"), text("ord\xE9r"), text("o-1"), text("t"), text("{}")}},
+         "invalid_utf8",
+         "aggregate_type column \"aggregatetype\" is not valid UTF-8"},
+        {{{text("1"), text("order"), text("caf\xE9"), text("t"), text("{}")}},
+         "invalid_utf8",
+         "aggregate_id column \"aggregateid\" is not valid UTF-8"},
+        {{{text("1"), text("order"), text("o-1"), text("t"), text("{\"n\": \"caf\xE9\"}")}},
+         "invalid_utf8",
+         "payload column \"payload\" is not valid UTF-8"},
+        {{{text("1"), text("order"), text("o-1"),
+           text("Cr\xE9"
+                "ated"),
+           text("{}")}},
+         "invalid_utf8",
+         "header column \"type\" is not valid UTF-8"},
     };
     for (const auto& c : cases) {
         CAPTURE(c.detail_part);
@@ -294,6 +310,23 @@ TEST_CASE("router: outbox-lsn is Lsn::to_string() for any LSN, including the wid
                 RouteOutcome::Routed);
         CHECK(headers_of(record).at("outbox-lsn") == Lsn(lsn).to_string());
     }
+}
+
+TEST_CASE("router: UTF-8 text passes, and bytea payloads are bytes that are not checked") {
+    const OutboxRouter router(default_config());
+    Record record;
+    Rejection rejection;
+    const pgoutput::Tuple row{{text("1"), text("order"), text("caf\xC3\xA9"), text("\xE2\x82\xAC"),
+                               text("{\"n\": \"\xF0\x9F\x98\x80\"}")}};
+    REQUIRE(router.route(outbox_relation(), row, kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK(*record.key == "caf\xC3\xA9");
+    CHECK(*record.value == "{\"n\": \"\xF0\x9F\x98\x80\"}");
+    // bytea arrives as hex text and becomes raw bytes; 0xE9 in them is fine.
+    const auto bytea_rel = outbox_relation(
+        {{"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25}, {"type", 25}, {"payload", 17}});
+    const pgoutput::Tuple bytes_row{{text("1"), text("order"), text("o-1"), text("t"), text("\\x00e9ff")}};
+    REQUIRE(router.route(bytea_rel, bytes_row, kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK(*record.value == std::string("\x00\xE9\xFF", 3));
 }
 
 TEST_CASE("router: a reused record checks every new topic name, also after a valid one") {
