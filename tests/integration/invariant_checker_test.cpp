@@ -116,7 +116,7 @@ TEST_SUITE("invariant_checker") {
         CHECK(v.duplicates == 0);
         CHECK(v.order_violations == 0);
         CHECK(v.problems.empty());
-        CHECK(v.summary() == "| 10 | 10 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | OK |");
+        CHECK(v.summary() == "| 10 | 10 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 (0) | OK |");
         MESSAGE(Verdict::summary_header() << "\n" << v.summary());
 
         // Arrival order across partitions and topics does not matter, only each partition's offsets.
@@ -215,6 +215,44 @@ TEST_SUITE("invariant_checker") {
         v = check_invariants(events, {}, records);
         CHECK(v.ok());
         CHECK(v.duplicates == 3);
+    }
+
+    TEST_CASE("checker: a slot sample confirmed past an event produced after it is a checkpoint violation") {
+        const auto events = sample_events();
+        PerfectRelay relay;
+        auto records = relay.stream(events);
+        // Produced at 1000 ms + 10 ms per transaction.
+        for (auto& r : records) {
+            const auto lsn = Lsn::parse(header_value(r, "outbox-lsn").value_or(""));
+            REQUIRE(lsn);
+            r.timestamp_ms =
+                1000 + static_cast<std::int64_t>((lsn->value() - txn_lsn(0).value()) / 0x100) * 10;
+        }
+        CheckOptions options;
+        // Fine: past transactions 1-3 (produced by 1030 ms) at 1035 ms; transaction 4's commit
+        // record starts exactly at the confirmed position, so it is not yet covered.
+        options.slot_samples = {{Lsn(), 900}, {txn_lsn(1), 1005}, {txn_lsn(4), 1035}};
+        Verdict v = check_invariants(events, {}, records, options);
+        INFO(v.describe());
+        CHECK(v.ok());
+        CHECK(v.slot_samples == 2);  // the 0/0 sample (no slot yet) judges nothing
+        CHECK(v.checkpoint_violations == 0);
+
+        // Confirmed past transaction 4 (produced at 1040 ms) when the clock read 1035 ms.
+        options.slot_samples.push_back({Lsn(txn_lsn(4).value() + 1), 1035});
+        v = check_invariants(events, {}, records, options);
+        CHECK_FALSE(v.ok());
+        CHECK(v.checkpoint_violations == 1);
+        REQUIRE_FALSE(v.problems.empty());
+        CHECK(v.describe().find("was produced only at 1040 ms") != std::string::npos);
+
+        // A duplicate produced later does not count: the earliest record of an event decides.
+        auto late = relay.record_for(events[6]);  // e07, transaction 4
+        late.timestamp_ms = 5000;
+        records.push_back(late);
+        options.slot_samples = {{Lsn(txn_lsn(4).value() + 1), 1045}};
+        v = check_invariants(events, {}, records, options);
+        CHECK(v.checkpoint_violations == 0);
     }
 
     TEST_CASE("checker: wrong topic, key, value, xid and lsn headers are reported") {

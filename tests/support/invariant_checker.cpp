@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <unordered_map>
@@ -58,22 +59,23 @@ private:
 struct Delivery {
     std::size_t count = 0;
     const KafkaRecord* first = nullptr;
-    std::optional<Lsn> lsn;  // of the first delivery
+    std::optional<Lsn> lsn;                                               // of the first delivery
+    std::int64_t earliest_ms = std::numeric_limits<std::int64_t>::max();  // min record timestamp
 };
 
 }  // namespace
 
 std::string Verdict::summary_header() {
     return "| committed | delivered | lost | phantoms | duplicates | dup outside window | order violations | "
-           "dead-lettered | misrouted | malformed | lsn inconsistencies | verdict |\n"
-           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|";
+           "dead-lettered | misrouted | malformed | lsn inconsistencies | checkpoint (samples) | verdict |\n"
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|";
 }
 
 std::string Verdict::summary() const {
-    return fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |", committed,
+    return fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {} |", committed,
                        delivered_unique, lost, phantoms, duplicates, duplicates_outside_window,
                        order_violations, dead_lettered, misrouted, malformed, lsn_inconsistencies,
-                       ok() ? "OK" : "FAIL");
+                       checkpoint_violations, slot_samples, ok() ? "OK" : "FAIL");
 }
 
 std::string Verdict::describe() const {
@@ -188,6 +190,7 @@ Verdict check_invariants(const std::vector<CommittedEvent>& committed,
         }
 
         Delivery& d = deliveries[idx];
+        if (r.timestamp_ms >= 0) d.earliest_ms = std::min(d.earliest_ms, r.timestamp_ms);
         if (d.count == 0) {
             d.first = &r;
             d.lsn = lsn;
@@ -282,6 +285,45 @@ Verdict check_invariants(const std::vector<CommittedEvent>& committed,
                     "lsn",
                     fmt::format("key {}: event {} committed after event {} but has outbox-lsn {} <= {}",
                                 key.second, cur.id, prev.id, cl->to_string(), pl->to_string()));
+            }
+        }
+    }
+
+    // Checkpoint: events by outbox-lsn with the running maximum of their produce times; a sample
+    // that confirmed past events of which one was produced after the sample is a violation.
+    if (!options.slot_samples.empty()) {
+        struct Produced {
+            Lsn lsn;
+            std::int64_t ms;
+            std::size_t event;
+        };
+        std::vector<Produced> produced;
+        for (std::size_t i = 0; i < committed.size(); ++i) {
+            const Delivery& d = deliveries[i];
+            if (d.count == 0 || !d.lsn || d.earliest_ms == std::numeric_limits<std::int64_t>::max()) continue;
+            produced.push_back({*d.lsn, d.earliest_ms, i});
+        }
+        std::sort(produced.begin(), produced.end(),
+                  [](const Produced& a, const Produced& b) { return a.lsn < b.lsn; });
+        std::vector<std::size_t> latest(produced.size());  // index of the latest produced so far
+        for (std::size_t k = 0; k < produced.size(); ++k) {
+            latest[k] = (k == 0 || produced[k].ms > produced[latest[k - 1]].ms) ? k : latest[k - 1];
+        }
+        for (const SlotSample& sample : options.slot_samples) {
+            if (!sample.confirmed.is_valid()) continue;
+            ++v.slot_samples;
+            const auto below = std::lower_bound(produced.begin(), produced.end(), sample.confirmed,
+                                                [](const Produced& p, const Lsn& l) { return p.lsn < l; });
+            if (below == produced.begin()) continue;
+            const Produced& worst = produced[latest[static_cast<std::size_t>(below - produced.begin()) - 1]];
+            // Both clocks are the host's CLOCK_REALTIME in ms; 1 ms for rounding.
+            if (worst.ms > sample.wall_ms + 1) {
+                ++v.checkpoint_violations;
+                problems.add("checkpoint",
+                             fmt::format("the slot had confirmed {} at {} ms, but event {} (outbox-lsn {}) "
+                                         "was produced only at {} ms",
+                                         sample.confirmed.to_string(), sample.wall_ms,
+                                         committed[worst.event].id, worst.lsn.to_string(), worst.ms));
             }
         }
     }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,13 @@
 // with what arrived in Kafka. Pure: values in, a verdict out; no servers.
 
 namespace outbox::test {
+
+// The slot's confirmed_flush_lsn as read during a scenario, with the wall-clock time (ms since
+// the epoch, CLOCK_REALTIME) at which the read had returned.
+struct SlotSample {
+    Lsn confirmed;
+    std::int64_t wall_ms = 0;
+};
 
 struct CheckOptions {
     // The LSN the relay had confirmed to PostgreSQL when the fault hit: best the slot's
@@ -27,6 +35,12 @@ struct CheckOptions {
     bool check_values = true;      // value == CommittedEvent::payload when that is not empty
     bool check_xids = true;        // outbox-xid == CommittedEvent::xid when that is not 0
     std::size_t max_examples = 5;  // problem lines kept per kind
+    // Checkpoint: the slot never passes an event that was not yet acknowledged. For each sample,
+    // every event whose outbox-lsn (commit record) is below `confirmed` must have been produced
+    // by then: its earliest record's timestamp (the producer's create time, before the
+    // acknowledgement) must not be after `wall_ms`. A record produced later proves a confirm
+    // ahead of Kafka. Empty: not checked.
+    std::vector<SlotSample> slot_samples;
 };
 
 struct Verdict {
@@ -43,14 +57,16 @@ struct Verdict {
     std::size_t malformed = 0;  // records with a missing/wrong id, key, value, outbox-xid, outbox-lsn
     // outbox-lsn not constant within one transaction, or going back along a key's commit order.
     std::size_t lsn_inconsistencies = 0;
-    std::vector<std::string> problems;  // the first few examples of each kind
+    std::size_t checkpoint_violations = 0;  // slot samples that confirmed past an event produced later
+    std::size_t slot_samples = 0;           // samples judged
+    std::vector<std::string> problems;      // the first few examples of each kind
 
     [[nodiscard]] bool ok() const noexcept {
         return lost == 0 && phantoms == 0 && duplicates_outside_window == 0 && order_violations == 0 &&
-               misrouted == 0 && malformed == 0 && lsn_inconsistencies == 0;
+               misrouted == 0 && malformed == 0 && lsn_inconsistencies == 0 && checkpoint_violations == 0;
     }
     // A markdown table row: | committed | delivered | lost | phantoms | duplicates | outside window |
-    // order | dead-lettered | misrouted | malformed | lsn | verdict |
+    // order | dead-lettered | misrouted | malformed | lsn | checkpoint | verdict |
     [[nodiscard]] std::string summary() const;
     // The header (two lines) matching summary().
     [[nodiscard]] static std::string summary_header();

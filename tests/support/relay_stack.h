@@ -10,11 +10,15 @@
 
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <iterator>
+#include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/lsn.h"
@@ -32,6 +36,58 @@ struct StackOptions {
     bool keep_values = true;
 };
 
+// Reads the slot's confirmed_flush_lsn every 100 ms on its own thread and connection, for the
+// checker's checkpoint invariant (the slot never passes an unacknowledged event). Read errors
+// (the server restarting, the slot not there yet) are skipped: a missing sample judges nothing.
+class SlotSampler {
+public:
+    explicit SlotSampler(const PgCluster& pg)
+        : pg_(pg), thread_([this](const std::stop_token& stop) { run(stop); }) {}
+    ~SlotSampler() { stop(); }
+    SlotSampler(const SlotSampler&) = delete;
+    SlotSampler& operator=(const SlotSampler&) = delete;
+
+    void stop() {
+        thread_.request_stop();
+        if (thread_.joinable()) thread_.join();
+    }
+    [[nodiscard]] std::vector<SlotSample> samples() const {
+        std::lock_guard lock(mutex_);
+        return samples_;
+    }
+
+private:
+    void run(const std::stop_token& stop) {
+        std::optional<pg::Connection> conn;
+        std::mutex wait_mutex;
+        std::condition_variable_any wakeup;
+        while (!stop.stop_requested()) {
+            try {
+                if (!conn) conn.emplace(pg_.connect());
+                const auto text = conn->query_value(
+                    "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = "
+                    "'outbox_relay'");
+                const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count();
+                if (const auto lsn = text ? Lsn::parse(*text) : std::nullopt) {
+                    std::lock_guard lock(mutex_);
+                    samples_.push_back({*lsn, now_ms});
+                }
+            } catch (const std::exception&) {
+                conn.reset();
+            }
+            std::unique_lock lock(wait_mutex);
+            wakeup.wait_for(lock, stop, std::chrono::milliseconds(100), [] { return false; });
+        }
+    }
+
+    const PgCluster& pg_;
+    mutable std::mutex mutex_;
+    std::vector<SlotSample> samples_;
+    std::jthread thread_;  // last: starts after the members it uses exist
+};
+
 struct Stack {
     explicit Stack(StackOptions options = {})
         : pg(std::move(options.pg)),
@@ -45,6 +101,7 @@ struct Stack {
     PgCluster pg;
     MockKafka kafka;
     TopicConsumer consumer;
+    SlotSampler slot_sampler{pg};
 
     // The relay's YAML. `kafka_properties`: indented "    key: value\n" lines under
     // kafka.properties; `postgres_extra`: "  key: value\n" lines under postgres; `extra`:
@@ -113,6 +170,8 @@ inline Outcome finish(Stack& s, Workload& workload, const std::string& scenario,
     CHECK(s.consumer.wait_for_ids(Stack::ids(committed), arrival_timeout));
     CHECK(s.consumer.wait_caught_up(std::chrono::seconds(30)));
     CHECK(s.consumer.gaps() == 0);  // the mock dropped nothing before we read it
+    s.slot_sampler.stop();
+    options.slot_samples = s.slot_sampler.samples();
     Outcome out{check_invariants(committed, workload.rolled_back_ids(), s.consumer.records(), options),
                 std::move(committed)};
     INFO(out.verdict.describe());
