@@ -15,10 +15,12 @@
 #include <thread>
 
 #include "common/lsn.h"
+#include "support/http_client.h"
 #include "support/invariant_checker.h"
 #include "support/kafka_consumer.h"
 #include "support/mock_kafka.h"
 #include "support/pg_cluster.h"
+#include "support/process.h"
 #include "support/relay_process.h"
 #include "support/relay_stack.h"
 #include "support/wait.h"
@@ -735,8 +737,22 @@ TEST_CASE(
     REQUIRE(first.wait_for_log("streaming from slot", 30s));
     const std::string standby_dir = s.pg.run_dir() + "/standby";
     std::filesystem::create_directories(standby_dir);
-    RelayProcess second(standby_dir, s.config());
+    // The standby serves /metrics: outbox_relay_standby is 1 while it waits, 0 once it streams.
+    const int port = free_tcp_port();
+    std::string second_config = s.config();
+    const std::string no_metrics = "metrics:\n  listen: \"\"\n";
+    REQUIRE(second_config.find(no_metrics) != std::string::npos);
+    second_config.replace(second_config.find(no_metrics), no_metrics.size(),
+                          "metrics:\n  listen: \"127.0.0.1:" + std::to_string(port) + "\"\n");
+    const auto standby_gauge = [&] {
+        const std::string body = http_get(port, "/metrics").body;
+        const std::size_t at = body.find("\noutbox_relay_standby ");
+        return at == std::string::npos ? std::string("absent")
+                                       : body.substr(at + 22, body.find('\n', at + 1) - at - 22);
+    };
+    RelayProcess second(standby_dir, second_config);
     REQUIRE(second.wait_for_log("standby:", 30s));
+    CHECK(wait_until([&] { return standby_gauge() == "1"; }, 10s, 100ms));
     Workload workload(s.pg, steady_load(1414));
     workload.start();
     REQUIRE(s.consumer.wait_for_count(800, 60s));
@@ -747,6 +763,7 @@ TEST_CASE(
     const auto killed = std::chrono::steady_clock::now();
     REQUIRE(second.wait_for_log("standby: the slot was released", 10s));
     const std::string takeover = ms_since(killed);
+    CHECK(wait_until([&] { return standby_gauge() == "0"; }, 10s, 100ms));
     REQUIRE(s.consumer.wait_for_count(s.consumer.size() + 500, 60s));
     finish(s, workload, "two relays, kill -9 of the active one", confirmed_at_kill);
     MESSAGE("the standby took over " << takeover << " after the kill");
