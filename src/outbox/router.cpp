@@ -335,13 +335,34 @@ void format_utc_micros(std::int64_t unix_us, std::string& out) {
     const std::int64_t day = doy - (153 * mp + 2) / 5 + 1;
     const std::int64_t month = mp < 10 ? mp + 3 : mp - 9;
     if (month <= 2) ++year;
-    char buf[40];
-    const int n = std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%06lldZ",
-                                static_cast<long long>(year), static_cast<long long>(month),
-                                static_cast<long long>(day), static_cast<long long>(rem / 3600),
-                                static_cast<long long>((rem / 60) % 60), static_cast<long long>(rem % 60),
-                                static_cast<long long>(micros));
-    out.assign(buf, static_cast<std::size_t>(n));
+    if (year < 0 || year > 9999) {
+        // PostgreSQL allows 4713 BC to 294276 AD; outside 4-digit years take the slow path.
+        char buf[48];
+        const int n = std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%06lldZ",
+                                    static_cast<long long>(year), static_cast<long long>(month),
+                                    static_cast<long long>(day), static_cast<long long>(rem / 3600),
+                                    static_cast<long long>((rem / 60) % 60), static_cast<long long>(rem % 60),
+                                    static_cast<long long>(micros));
+        out.assign(buf, static_cast<std::size_t>(n));
+        return;
+    }
+    // Once per transaction: digits by hand, snprintf cost ~4k instructions (a quarter of the
+    // relay thread's work for 1-row transactions).
+    char buf[] = "0000-00-00T00:00:00.000000Z";
+    const auto put = [&buf](std::size_t at, std::int64_t value, std::size_t width) {
+        for (std::size_t i = width; i-- > 0;) {
+            buf[at + i] = static_cast<char>('0' + value % 10);
+            value /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, rem / 3600, 2);
+    put(14, (rem / 60) % 60, 2);
+    put(17, rem % 60, 2);
+    put(20, micros, 6);
+    out.assign(buf, sizeof buf - 1);
 }
 
 }  // namespace outbox

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <ctime>
 #include <map>
 #include <string>
 
@@ -265,6 +267,40 @@ TEST_CASE("router: helpers") {
     CHECK(out == "1969-12-31T23:59:59.999999Z");
     format_utc_micros(951782400000000, out);  // leap day 2000
     CHECK(out == "2000-02-29T00:00:00.000000Z");
+    format_utc_micros(253402300799999999, out);  // the last 4-digit year
+    CHECK(out == "9999-12-31T23:59:59.999999Z");
+    format_utc_micros(253402300800000000, out);  // 5-digit years take the snprintf path
+    CHECK(out == "10000-01-01T00:00:00.000000Z");
+    format_utc_micros(-62167219200000000, out);  // year 0 (1 BC)
+    CHECK(out == "0000-01-01T00:00:00.000000Z");
+}
+
+TEST_CASE("router: format_utc_micros agrees with gmtime_r and printf over many instants") {
+    std::uint64_t x = 88172645463325252ULL;  // xorshift: deterministic
+    std::string out;
+    for (int i = 0; i < 20000; ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // 1900 .. 2100, any microsecond.
+        const std::int64_t us = -2208988800000000LL + static_cast<std::int64_t>(x % 6311433600000000ULL);
+        std::int64_t secs = us / 1000000;
+        std::int64_t micros = us % 1000000;
+        if (micros < 0) {
+            micros += 1000000;
+            --secs;
+        }
+        const std::time_t t = static_cast<std::time_t>(secs);
+        std::tm tm{};
+        REQUIRE(gmtime_r(&t, &tm) != nullptr);
+        char expected[96];
+        std::snprintf(expected, sizeof expected, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                      static_cast<long long>(micros));
+        format_utc_micros(us, out);
+        CAPTURE(us);
+        REQUIRE(out == expected);
+    }
 }
 
 TEST_CASE("router: a dead-letter record names the original topic when routing got that far") {
