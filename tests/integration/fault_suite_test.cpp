@@ -87,12 +87,6 @@ bool contains(const std::string& text, const std::string& what) {
     return text.find(what) != std::string::npos;
 }
 
-std::size_t count_of(const std::string& text, const std::string& what) {
-    std::size_t n = 0;
-    for (std::size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
-    return n;
-}
-
 // Resident set size of a process in kB (VmRSS), 0 when it cannot be read.
 std::size_t rss_kb(pid_t pid) {
     std::ifstream status("/proc/" + std::to_string(pid) + "/status");
@@ -745,14 +739,11 @@ TEST_CASE(
     second_config.replace(second_config.find(no_metrics), no_metrics.size(),
                           "metrics:\n  listen: \"127.0.0.1:" + std::to_string(port) + "\"\n");
     const auto standby_gauge = [&] {
-        const std::string body = http_get(port, "/metrics").body;
-        const std::size_t at = body.find("\noutbox_relay_standby ");
-        return at == std::string::npos ? std::string("absent")
-                                       : body.substr(at + 22, body.find('\n', at + 1) - at - 22);
+        return metric_sample(http_get(port, "/metrics").body, "outbox_relay_standby");
     };
     RelayProcess second(standby_dir, second_config);
     REQUIRE(second.wait_for_log("standby:", 30s));
-    CHECK(wait_until([&] { return standby_gauge() == "1"; }, 10s, 100ms));
+    CHECK(wait_until([&] { return standby_gauge() == 1.0; }, 10s, 100ms));
     Workload workload(s.pg, steady_load(1414));
     workload.start();
     REQUIRE(s.consumer.wait_for_count(800, 60s));
@@ -763,7 +754,7 @@ TEST_CASE(
     const auto killed = std::chrono::steady_clock::now();
     REQUIRE(second.wait_for_log("standby: the slot was released", 10s));
     const std::string takeover = ms_since(killed);
-    CHECK(wait_until([&] { return standby_gauge() == "0"; }, 10s, 100ms));
+    CHECK(wait_until([&] { return standby_gauge() == 0.0; }, 10s, 100ms));
     REQUIRE(s.consumer.wait_for_count(s.consumer.size() + 500, 60s));
     finish(s, workload, "two relays, kill -9 of the active one", confirmed_at_kill);
     MESSAGE("the standby took over " << takeover << " after the kill");

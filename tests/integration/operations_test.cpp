@@ -45,21 +45,6 @@ std::string base_config(const PgCluster& pg, const MockKafka& kafka, const std::
            metrics_listen + "\"\n";
 }
 
-// The value of an unlabelled sample, or of the first sample whose labels contain `labels`.
-std::optional<double> sample(const std::string& exposition, const std::string& name,
-                             const std::string& labels = "") {
-    std::istringstream in(exposition);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
-        const std::string rest = line.substr(name.size());
-        const bool match =
-            labels.empty() ? rest[0] == ' ' : rest[0] == '{' && rest.find(labels) != std::string::npos;
-        if (match) return std::stod(line.substr(line.rfind(' ') + 1));
-    }
-    return std::nullopt;
-}
-
 }  // namespace
 
 TEST_CASE("operations: /metrics, /healthz and /readyz tell what the relay is doing") {
@@ -79,33 +64,33 @@ TEST_CASE("operations: /metrics, /healthz and /readyz tell what the relay is doi
         [&] {
             metrics = http_get(port, "/metrics").body;
             const auto published =
-                sample(metrics, "outbox_relay_events_published_total", "topic=\"outbox.event.order\"");
+                metric_sample(metrics, "outbox_relay_events_published_total", "topic=\"outbox.event.order\"");
             const auto dead =
-                sample(metrics, "outbox_relay_events_dead_lettered_total", "reason=\"null_value\"");
+                metric_sample(metrics, "outbox_relay_events_dead_lettered_total", "reason=\"null_value\"");
             return published && *published == 25 && dead && *dead == 1;
         },
         30s, 100ms));
-    CHECK(sample(metrics, "outbox_relay_transactions_total") >= 26);
-    CHECK(sample(metrics, "outbox_relay_wal_received_bytes_total") > 0);
-    CHECK(sample(metrics, "outbox_relay_postgres_connected") == 1);
-    CHECK(sample(metrics, "outbox_relay_kafka_up") == 1);
-    CHECK(sample(metrics, "outbox_relay_confirmed_lsn") > 0);
-    CHECK(sample(metrics, "outbox_relay_commit_to_ack_seconds_count") == 25);
-    CHECK(sample(metrics, "outbox_relay_build_info", "version=\"") == 1);
+    CHECK(metric_sample(metrics, "outbox_relay_transactions_total") >= 26);
+    CHECK(metric_sample(metrics, "outbox_relay_wal_received_bytes_total") > 0);
+    CHECK(metric_sample(metrics, "outbox_relay_postgres_connected") == 1);
+    CHECK(metric_sample(metrics, "outbox_relay_kafka_up") == 1);
+    CHECK(metric_sample(metrics, "outbox_relay_confirmed_lsn") > 0);
+    CHECK(metric_sample(metrics, "outbox_relay_commit_to_ack_seconds_count") == 25);
+    CHECK(metric_sample(metrics, "outbox_relay_build_info", "version=\"") == 1);
     CHECK(metrics.find("outbox_relay_reconnects_total{target=\"kafka\"} 0") != std::string::npos);
     // The slot's status is polled every 5 s.
     CHECK(wait_until(
         [&] {
             metrics = http_get(port, "/metrics").body;
-            return sample(metrics, "outbox_relay_slot_wal_status", "status=\"reserved\"") == 1;
+            return metric_sample(metrics, "outbox_relay_slot_wal_status", "status=\"reserved\"") == 1;
         },
         15s, 200ms));
     // Idle: lag returns to zero.
     CHECK(wait_until(
         [&] {
             metrics = http_get(port, "/metrics").body;
-            return sample(metrics, "outbox_relay_lag_bytes") == 0 &&
-                   sample(metrics, "outbox_relay_inflight_events") == 0;
+            return metric_sample(metrics, "outbox_relay_lag_bytes") == 0 &&
+                   metric_sample(metrics, "outbox_relay_inflight_events") == 0;
         },
         20s, 200ms));
     const auto health = http_get(port, "/healthz");
@@ -128,8 +113,8 @@ TEST_CASE("operations: /metrics, /healthz and /readyz tell what the relay is doi
     CHECK(http_get(port, "/healthz").status == 200);  // alive, reconnecting
     pg.start();
     CHECK(wait_until([&] { return http_get(port, "/readyz").status == 200; }, 40s, 200ms));
-    CHECK(sample(http_get(port, "/metrics").body, "outbox_relay_reconnects_total", "target=\"postgres\"") >=
-          1);
+    CHECK(metric_sample(http_get(port, "/metrics").body, "outbox_relay_reconnects_total",
+                        "target=\"postgres\"") >= 1);
     CHECK(relay.terminate() == 0);
 }
 

@@ -164,14 +164,7 @@ TEST_CASE(
     REQUIRE(relay.wait_for_log("Kafka delivery failed", 30s));
     // The next session holds the slot only after the old walsender let go of it, so by then the
     // old connection's last status update has been applied.
-    const auto sessions = [&] {
-        const std::string log = relay.log();
-        std::size_t n = 0;
-        for (std::size_t pos = 0; (pos = log.find("streaming from slot", pos)) != std::string::npos; ++pos)
-            ++n;
-        return n;
-    };
-    REQUIRE(wait_until([&] { return sessions() >= 2; }, 30s));
+    REQUIRE(wait_until([&] { return count_of(relay.log(), "streaming from slot") >= 2; }, 30s));
     const Lsn held = s.slot_confirmed();
     // Six seconds: three times message.timeout.ms. Deliveries keep timing out, the relay keeps
     // restarting its session, and the slot does not move past anything unacknowledged.

@@ -6,7 +6,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sstream>
+
 namespace outbox::test {
+
+std::optional<double> metric_sample(const std::string& exposition, const std::string& name,
+                                    const std::string& labels) {
+    std::istringstream in(exposition);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
+        const std::string rest = line.substr(name.size());
+        const bool match =
+            labels.empty() ? rest[0] == ' ' : rest[0] == '{' && rest.find(labels) != std::string::npos;
+        if (match) return std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return std::nullopt;
+}
 
 HttpResponse http_get(int port, const std::string& path, std::chrono::milliseconds timeout) {
     HttpResponse response;

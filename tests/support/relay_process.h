@@ -43,4 +43,11 @@ private:
 // Path of the built relay executable.
 std::string relay_binary();
 
+// How often `what` occurs in `text` (e.g. a line in a relay log).
+inline std::size_t count_of(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
+    return n;
+}
+
 }  // namespace outbox::test

@@ -36,6 +36,10 @@ struct StackOptions {
     bool keep_values = true;
 };
 
+// The relay slot's confirmed_flush_lsn as text (no row: the slot does not exist).
+inline constexpr const char* kSlotConfirmedSql =
+    "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'outbox_relay'";
+
 // Reads the slot's confirmed_flush_lsn every 100 ms on its own thread and connection, for the
 // checker's checkpoint invariant (the slot never passes an unacknowledged event). Read errors
 // (the server restarting, the slot not there yet) are skipped: a missing sample judges nothing.
@@ -64,9 +68,7 @@ private:
         while (!stop.stop_requested()) {
             try {
                 if (!conn) conn.emplace(pg_.connect());
-                const auto text = conn->query_value(
-                    "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = "
-                    "'outbox_relay'");
+                const auto text = conn->query_value(kSlotConfirmedSql);
                 const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                                 std::chrono::system_clock::now().time_since_epoch())
                                                 .count();
@@ -118,8 +120,7 @@ struct Stack {
 
     // The slot's confirmed_flush_lsn (0/0 when the slot does not exist).
     Lsn slot_confirmed() const {
-        const auto text = pg.query_value(
-            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'outbox_relay'");
+        const auto text = pg.query_value(kSlotConfirmedSql);
         return text ? Lsn::parse(*text).value_or(Lsn()) : Lsn();
     }
 
