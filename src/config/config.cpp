@@ -1267,28 +1267,6 @@ std::string format_listen(const MetricsConfig& metrics) {
 
 // ---- public API --------------------------------------------------------------------------
 
-std::string TableName::qualified() const {
-    return fmt::format("{}.{}", schema, name);
-}
-
-std::string TableName::quoted() const {
-    const auto q = [](const std::string& ident) {
-        std::string out = "\"";
-        for (const char c : ident) {
-            if (c == '"') out += '"';
-            out += c;
-        }
-        out += '"';
-        return out;
-    };
-    return q(schema) + "." + q(name);
-}
-
-bool OutboxConfig::topic_is_fixed() const {
-    return std::all_of(topic_segments.begin(), topic_segments.end(),
-                       [](const TopicSegment& s) { return s.kind == TopicSegment::Kind::Literal; });
-}
-
 Config load_config_string(std::string_view yaml, std::string_view origin_name) {
     const std::string origin(origin_name);
     YAML::Node root;

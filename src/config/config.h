@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "outbox/options.h"
+
 namespace outbox::config {
 
 // ---- postgres ----------------------------------------------------------------------------
@@ -38,65 +40,12 @@ struct PostgresConfig {
 
 // ---- outbox ------------------------------------------------------------------------------
 
-// A table as PostgreSQL's catalog names it (pg_namespace.nspname, pg_class.relname): the
-// loader folds unquoted identifiers to lower case and keeps double-quoted ones verbatim,
-// exactly as SQL would.
-struct TableName {
-    std::string schema = "public";
-    std::string name;
-
-    // "schema.name" as written for humans and in topic templates ({table}).
-    [[nodiscard]] std::string qualified() const;
-    // "\"schema\".\"name\"", safe to splice into SQL (CREATE PUBLICATION ... FOR TABLE).
-    [[nodiscard]] std::string quoted() const;
-
-    friend bool operator==(const TableName&, const TableName&) = default;
-};
-
-// Which column of the outbox row plays which role. Column names are compared verbatim
-// (case-sensitive) with the names pgoutput sends. Defaults match Debezium's outbox router.
-struct ColumnRoles {
-    std::string id = "id";
-    std::string aggregate_type = "aggregatetype";
-    std::string aggregate_id = "aggregateid";
-    std::string payload = "payload";
-};
-
-// What to do with an event that retrying cannot fix (invalid routing value, too large...).
-enum class OnInvalid { DeadLetter, Stop };
-
-// One piece of a parsed topic template: literal text or a placeholder for a column role.
-struct TopicSegment {
-    enum class Kind {
-        Literal,        // `text` verbatim
-        AggregateType,  // {aggregate_type}: value of columns.aggregate_type
-        AggregateId,    // {aggregate_id}:   value of columns.aggregate_id
-        Id,             // {id}:             value of columns.id
-        Table,          // {table}:          source table as schema.name (TableName::qualified)
-    };
-    Kind kind = Kind::Literal;
-    std::string text;  // only for Literal
-
-    friend bool operator==(const TopicSegment&, const TopicSegment&) = default;
-};
-
-struct OutboxConfig {
-    std::vector<TableName> tables;  // required: the loader ensures >= 1 and no duplicates
-    ColumnRoles columns;
-    // The template as written, and its parsed form (the loader keeps both in step). Literal
-    // parts contain only [a-zA-Z0-9._-]; a template without placeholders is a fixed, legal
-    // Kafka topic name. Substituted values are the router's to validate.
-    std::string topic = "outbox.event.{aggregate_type}";
-    std::vector<TopicSegment> topic_segments{
-        {TopicSegment::Kind::Literal, "outbox.event."},
-        {TopicSegment::Kind::AggregateType, ""},
-    };
-    std::vector<std::string> headers;  // extra columns copied into Kafka headers, no duplicates
-    OnInvalid on_invalid = OnInvalid::DeadLetter;
-    std::string dead_letter_topic = "outbox.dead_letter";  // legal topic name when DeadLetter
-
-    [[nodiscard]] bool topic_is_fixed() const;  // no placeholders
-};
+// The outbox section is the router's own option struct (src/outbox/options.h).
+using TableName = outbox::TableName;
+using ColumnRoles = outbox::ColumnRoles;
+using OnInvalid = outbox::OnInvalid;
+using TopicSegment = outbox::TopicSegment;
+using OutboxConfig = outbox::OutboxOptions;
 
 // ---- kafka -------------------------------------------------------------------------------
 

@@ -115,13 +115,7 @@ void reset(Record& record) {
 
 }  // namespace
 
-std::size_t Record::size_bytes() const noexcept {
-    std::size_t n = topic.size() + (key ? key->size() : 0) + (value ? value->size() : 0);
-    for (const auto& h : headers) n += h.name.size() + (h.value ? h.value->size() : 0);
-    return n;
-}
-
-OutboxRouter::OutboxRouter(config::OutboxConfig config) : config_(std::move(config)) {}
+OutboxRouter::OutboxRouter(OutboxOptions config) : config_(std::move(config)) {}
 
 bool OutboxRouter::is_outbox_table(const pgoutput::RelationInfo& relation) const {
     for (const auto& t : config_.tables) {
@@ -138,7 +132,7 @@ RouteOutcome OutboxRouter::route(const pgoutput::RelationInfo& relation, const p
 
     // Topic from the template; every substituted value must be present and legal.
     for (const auto& seg : config_.topic_segments) {
-        using Kind = config::TopicSegment::Kind;
+        using Kind = TopicSegment::Kind;
         std::optional<std::string_view> part;
         switch (seg.kind) {
             case Kind::Literal: part = seg.text; break;

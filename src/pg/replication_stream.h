@@ -6,13 +6,13 @@
 #include <vector>
 
 #include "common/lsn.h"
-#include "config/config.h"
+#include "outbox/options.h"
 #include "pg/connection.h"
 #include "pgoutput/stream_frame.h"
 
 namespace outbox::pg {
 
-using TableName = config::TableName;
+using TableName = outbox::TableName;
 
 struct ReplicationOptions {
     std::string dsn;                      // libpq conninfo or URI

@@ -133,9 +133,9 @@ std::string commit_message(std::uint64_t lsn) {
     return w.bytes();
 }
 
-config::OutboxConfig outbox_config() {
-    config::OutboxConfig c;
-    c.tables = {config::TableName{"public", "outbox"}};
+OutboxOptions outbox_config() {
+    OutboxOptions c;
+    c.tables = {TableName{"public", "outbox"}};
     c.headers = {"type"};
     return c;
 }

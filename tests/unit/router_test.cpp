@@ -31,9 +31,9 @@ ColumnValue null() {
     return {ColumnKind::Null, {}};
 }
 
-config::OutboxConfig default_config() {
-    config::OutboxConfig c;
-    c.tables = {config::TableName{"public", "outbox"}};
+OutboxOptions default_config() {
+    OutboxOptions c;
+    c.tables = {TableName{"public", "outbox"}};
     c.headers = {"type"};
     return c;
 }
@@ -190,11 +190,11 @@ TEST_CASE("router: rows of other tables are not events") {
 TEST_CASE("router: topic templates over roles, and fixed topics") {
     auto cfg = default_config();
     cfg.topic = "{table}.{aggregate_type}-{aggregate_id}";
-    cfg.topic_segments = {{config::TopicSegment::Kind::Table, ""},
-                          {config::TopicSegment::Kind::Literal, "."},
-                          {config::TopicSegment::Kind::AggregateType, ""},
-                          {config::TopicSegment::Kind::Literal, "-"},
-                          {config::TopicSegment::Kind::AggregateId, ""}};
+    cfg.topic_segments = {{TopicSegment::Kind::Table, ""},
+                          {TopicSegment::Kind::Literal, "."},
+                          {TopicSegment::Kind::AggregateType, ""},
+                          {TopicSegment::Kind::Literal, "-"},
+                          {TopicSegment::Kind::AggregateId, ""}};
     const OutboxRouter router(cfg);
     Record record;
     Rejection rejection;
@@ -204,7 +204,7 @@ TEST_CASE("router: topic templates over roles, and fixed topics") {
 
     auto fixed = default_config();
     fixed.topic = "events";
-    fixed.topic_segments = {{config::TopicSegment::Kind::Literal, "events"}};
+    fixed.topic_segments = {{TopicSegment::Kind::Literal, "events"}};
     const OutboxRouter fixed_router(fixed);
     pgoutput::Tuple null_type{{text("1"), null(), text("o-1"), text("t"), text("{}")}};
     // A fixed topic does not need the aggregate type.
@@ -366,8 +366,8 @@ TEST_CASE("router: UTF-8 text passes, and bytea payloads are bytes that are not 
 }
 
 TEST_CASE("router: a reused record checks every new topic name, also after a valid one") {
-    config::OutboxConfig c = default_config();
-    c.topic_segments = {{config::TopicSegment::Kind::AggregateType, ""}};
+    OutboxOptions c = default_config();
+    c.topic_segments = {{TopicSegment::Kind::AggregateType, ""}};
     const OutboxRouter router(c);
     const auto rel = outbox_relation();
     Record record;
@@ -387,8 +387,8 @@ TEST_CASE("router: a reused record checks every new topic name, also after a val
 }
 
 TEST_CASE("router: an empty topic name is rejected, even by a fresh record") {
-    config::OutboxConfig c = default_config();
-    c.topic_segments = {{config::TopicSegment::Kind::Literal, ""}};
+    OutboxOptions c = default_config();
+    c.topic_segments = {{TopicSegment::Kind::Literal, ""}};
     const OutboxRouter router(c);
     const pgoutput::Tuple row{{text("1"), text("order"), text("o-1"), text("t"), text("{}")}};
     Record record;

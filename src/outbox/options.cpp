@@ -1,0 +1,29 @@
+#include "outbox/options.h"
+
+#include <algorithm>
+
+namespace outbox {
+
+std::string TableName::qualified() const {
+    return schema + "." + name;
+}
+
+std::string TableName::quoted() const {
+    const auto q = [](const std::string& ident) {
+        std::string out = "\"";
+        for (const char c : ident) {
+            if (c == '"') out += '"';
+            out += c;
+        }
+        out += '"';
+        return out;
+    };
+    return q(schema) + "." + q(name);
+}
+
+bool OutboxOptions::topic_is_fixed() const {
+    return std::all_of(topic_segments.begin(), topic_segments.end(),
+                       [](const TopicSegment& s) { return s.kind == TopicSegment::Kind::Literal; });
+}
+
+}  // namespace outbox
