@@ -37,8 +37,8 @@ std::optional<Lsn> Lsn::parse(std::string_view text) noexcept {
 
 std::string Lsn::to_string() const {
     char buf[24];
-    std::snprintf(buf, sizeof buf, "%X/%X", static_cast<unsigned>(value_ >> 32),
-                  static_cast<unsigned>(value_ & 0xFFFFFFFFu));
+    std::snprintf(buf, sizeof buf, "%X/%X", static_cast<unsigned>(value() >> 32),
+                  static_cast<unsigned>(value() & 0xFFFFFFFFu));
     return buf;
 }
 

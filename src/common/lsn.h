@@ -7,17 +7,18 @@
 #include <string>
 #include <string_view>
 
+#include "common/named_type.h"
+
 namespace outbox {
 
 // A WAL position. Distinct from any other integer: construct explicitly, compare with <=>,
 // print and parse in PostgreSQL's "X/X" form (upper 32 bits / lower 32 bits, hex).
-class Lsn {
+// 0 is InvalidXLogRecPtr.
+class Lsn : public NamedType<std::uint64_t, struct LsnTag> {
 public:
-    constexpr Lsn() noexcept = default;
-    constexpr explicit Lsn(std::uint64_t value) noexcept : value_(value) {}
+    using NamedType::NamedType;
 
-    [[nodiscard]] constexpr std::uint64_t value() const noexcept { return value_; }
-    [[nodiscard]] constexpr bool is_valid() const noexcept { return value_ != 0; }
+    [[nodiscard]] constexpr bool is_valid() const noexcept { return value() != 0; }
 
     // Parses "16/B374D848". Returns nullopt for anything else (no sign, no spaces, 1-8 hex
     // digits per half).
@@ -25,9 +26,6 @@ public:
     [[nodiscard]] std::string to_string() const;
 
     constexpr auto operator<=>(const Lsn&) const noexcept = default;
-
-private:
-    std::uint64_t value_ = 0;  // 0 is InvalidXLogRecPtr
 };
 
 // For test failure messages and logs: prints the X/X form.
@@ -38,27 +36,10 @@ constexpr std::uint64_t bytes_between(Lsn from, Lsn to) noexcept {
     return to > from ? to.value() - from.value() : 0;
 }
 
-class Xid {
-public:
-    constexpr Xid() noexcept = default;
-    constexpr explicit Xid(std::uint32_t value) noexcept : value_(value) {}
-    [[nodiscard]] constexpr std::uint32_t value() const noexcept { return value_; }
-    constexpr auto operator<=>(const Xid&) const noexcept = default;
-
-private:
-    std::uint32_t value_ = 0;
-};
+// A transaction id as pgoutput sends it.
+using Xid = NamedType<std::uint32_t, struct XidTag>;
 
 // A relation's OID as pgoutput sends it.
-class RelationId {
-public:
-    constexpr RelationId() noexcept = default;
-    constexpr explicit RelationId(std::uint32_t value) noexcept : value_(value) {}
-    [[nodiscard]] constexpr std::uint32_t value() const noexcept { return value_; }
-    constexpr auto operator<=>(const RelationId&) const noexcept = default;
-
-private:
-    std::uint32_t value_ = 0;
-};
+using RelationId = NamedType<std::uint32_t, struct RelationIdTag>;
 
 }  // namespace outbox

@@ -28,13 +28,13 @@ void Ledger::commit(Lsn end_lsn) {
 }
 
 void Ledger::acknowledge(TxnTicket ticket) {
-    if (txns_.empty() || ticket.seq() < txns_.front().seq || ticket.seq() > txns_.back().seq) {
-        throw LedgerError("acknowledgement for unknown transaction " + std::to_string(ticket.seq()));
+    if (txns_.empty() || ticket.value() < txns_.front().seq || ticket.value() > txns_.back().seq) {
+        throw LedgerError("acknowledgement for unknown transaction " + std::to_string(ticket.value()));
     }
-    Txn& txn = txns_[static_cast<std::size_t>(ticket.seq() - txns_.front().seq)];
+    Txn& txn = txns_[static_cast<std::size_t>(ticket.value() - txns_.front().seq)];
     if (txn.pending == 0) {
         throw LedgerError("more acknowledgements than events for transaction " +
-                          std::to_string(ticket.seq()));
+                          std::to_string(ticket.value()));
     }
     --txn.pending;
     --pending_events_;

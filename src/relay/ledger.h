@@ -6,21 +6,13 @@
 
 #include "common/error.h"
 #include "common/lsn.h"
+#include "common/named_type.h"
 
 namespace outbox::relay {
 
-// Identifies the transaction an event belongs to; travels with the Kafka message as its
-// opaque so the delivery report can find its way back.
-class TxnTicket {
-public:
-    constexpr TxnTicket() noexcept = default;
-    constexpr explicit TxnTicket(std::uint64_t seq) noexcept : seq_(seq) {}
-    [[nodiscard]] constexpr std::uint64_t seq() const noexcept { return seq_; }
-    constexpr auto operator<=>(const TxnTicket&) const noexcept = default;
-
-private:
-    std::uint64_t seq_ = 0;
-};
+// Identifies the transaction an event belongs to; travels with the event's cookie so the
+// delivery report can find its way back.
+using TxnTicket = NamedType<std::uint64_t, struct TxnTicketTag>;
 
 // Which WAL position is safe to confirm to PostgreSQL (DESIGN rule 1).
 //
