@@ -1,0 +1,160 @@
+#include "relay/pipeline.h"
+
+#include <algorithm>
+#include <utility>
+#include <variant>
+
+namespace outbox::relay {
+
+Pipeline::Pipeline(PipelineOptions options, Lsn start, Sink& sink, Observer& observer)
+    : options_(std::move(options)), router_(options_.outbox), sink_(sink), observer_(observer), ledger_(start) {}
+
+void Pipeline::on_message(const pgoutput::Message& message) {
+    if (const auto* insert = std::get_if<pgoutput::Insert>(&message)) {
+        on_insert(*insert);
+    } else if (const auto* begin = std::get_if<pgoutput::Begin>(&message)) {
+        ticket_ = ledger_.begin();
+        commit_ = CommitInfo{begin->final_lsn, begin->xid, begin->commit_time.unix_micros()};
+    } else if (const auto* commit = std::get_if<pgoutput::Commit>(&message)) {
+        ledger_.commit(commit->end_lsn);
+        ++counters_.transactions;
+    } else if (const auto* relation = std::get_if<pgoutput::Relation>(&message)) {
+        relations_.update(*relation);
+    } else if (std::holds_alternative<pgoutput::StreamStart>(message) ||
+               std::holds_alternative<pgoutput::StreamCommit>(message) ||
+               std::holds_alternative<pgoutput::StreamAbort>(message) ||
+               std::holds_alternative<pgoutput::StreamStop>(message)) {
+        throw Error(ErrorKind::Protocol, "received a streamed transaction, but streaming was not requested");
+    }
+    // Update, Delete, Truncate, Type, Origin and logical messages carry no outbox events: a
+    // publication for inserts only does not send the first three at all.
+}
+
+void Pipeline::on_keepalive(Lsn wal_end) noexcept {
+    ledger_.keepalive(wal_end);
+}
+
+void Pipeline::on_insert(const pgoutput::Insert& insert) {
+    if (!ledger_.in_transaction()) throw Error(ErrorKind::Protocol, "Insert outside a transaction");
+    const pgoutput::RelationInfo& relation = relations_.get(insert.relation);
+    relation.check_tuple(insert.new_tuple);
+    Rejection rejection;
+    switch (router_.route(relation, insert.new_tuple, commit_, record_, rejection)) {
+        case RouteOutcome::NotOutbox: return;
+        case RouteOutcome::Routed: publish(record_, false); return;
+        case RouteOutcome::Rejected: reject(rejection, commit_, nullptr, &relation, &insert.new_tuple, 0); return;
+    }
+}
+
+void Pipeline::publish(Record& record, bool dead_letter) {
+    const std::uint64_t bytes = record.size_bytes();
+    const std::uint64_t cookie = slots_.acquire({ticket_, bytes, commit_, dead_letter});
+    ledger_.add_event();
+    inflight_bytes_ += bytes;
+    send(cookie, record, true);
+}
+
+void Pipeline::send(std::uint64_t cookie, Record& record, bool can_hold) {
+    const SendResult r = sink_.send(record, cookie);
+    if (r.status == SendStatus::Queued) return;
+    if (r.status == SendStatus::NoRoom && can_hold) {
+        // Rare: the in-flight bound sits below the sink's queue. Wait for room without reading
+        // on; the record's views stay valid as long as its message does.
+        held_cookie_ = cookie;
+        held_record_ = &record;
+        return;
+    }
+    const InflightSlots::Slot& slot = slots_.at(cookie);
+    if (r.status == SendStatus::Refused) {
+        // The event's policy applies; a refused dead-letter copy is fatal (reject() says so).
+        reject(Rejection{r.code, "Kafka refused the record for topic \"" + record.topic + "\": " + r.detail},
+               slot.commit, &record, nullptr, nullptr, cookie);
+        return;
+    }
+    fail(ErrorKind::Transient, std::string(slot.dead_letter ? "cannot produce to the dead-letter topic: "
+                                                            : "cannot produce to Kafka: ") +
+                                   r.detail);
+}
+
+bool Pipeline::resume() {
+    if (held_cookie_ == 0) return true;
+    const std::uint64_t cookie = std::exchange(held_cookie_, 0);
+    Record* record = std::exchange(held_record_, nullptr);
+    send(cookie, *record, true);
+    return held_cookie_ == 0;
+}
+
+void Pipeline::reject(const Rejection& rejection, const CommitInfo& txn, const Record* refused,
+                      const pgoutput::RelationInfo* relation, const pgoutput::Tuple* tuple, std::uint64_t cookie) {
+    if (options_.outbox.on_invalid == OnInvalid::Stop) {
+        observer_.refused_stopping(txn, rejection);
+        if (!stop_reason_) stop_reason_ = std::string(rejection.code) + ": " + rejection.detail;
+        // The event stays pending for good: its transaction never becomes confirmable.
+        if (cookie == 0) {
+            slots_.acquire({ticket_, 0, commit_, false});
+            ledger_.add_event();
+        }
+        ++poisoned_events_;
+        return;
+    }
+    if (cookie != 0 && slots_.at(cookie).dead_letter) {
+        fail(ErrorKind::Fatal, "the dead-letter topic refused an event too (" + rejection.detail +
+                                   "); stopping rather than losing it");
+        return;
+    }
+    observer_.dead_lettered(txn, rejection);
+    ++counters_.events_dead_lettered;
+    if (refused != nullptr) {
+        router_.dead_letter_for_record(*refused, rejection, dead_letter_record_);
+    } else {
+        router_.dead_letter_for_row(*relation, *tuple, commit_, rejection, record_, dead_letter_record_);
+    }
+    if (cookie == 0) {
+        publish(dead_letter_record_, true);
+        return;
+    }
+    // Same cookie: the ledger's pending count for this event is settled by the copy's delivery.
+    // A copy made from a delivery report cannot wait for room: its views end with the report.
+    slots_.at(cookie).dead_letter = true;
+    send(cookie, dead_letter_record_, refused == &record_);
+}
+
+Settled Pipeline::on_delivery(const Delivery& delivery) {
+    InflightSlots::Slot& slot = slots_.at(delivery.cookie);
+    switch (delivery.status) {
+        case DeliveryStatus::Acknowledged: {
+            const Settled settled{!slot.dead_letter, slot.commit.commit_time_unix_us};
+            if (settled.event_published) ++counters_.events_published;
+            ++counters_.acknowledged;
+            inflight_bytes_ -= std::min(inflight_bytes_, slot.bytes);
+            ledger_.acknowledge(slot.ticket);
+            slots_.release(delivery.cookie);
+            return settled;
+        }
+        case DeliveryStatus::Refused:
+            if (delivery.record == nullptr) {
+                fail(ErrorKind::Fatal, "a refused delivery came without its record");
+                return {};
+            }
+            reject(Rejection{delivery.code, "Kafka refused the record for topic \"" +
+                                                 std::string(delivery.record->topic) +
+                                                 "\": " + std::string(delivery.detail)},
+                   slot.commit, delivery.record, nullptr, nullptr, delivery.cookie);
+            return {};
+        case DeliveryStatus::Failed:
+            // Possibly persisted, possibly not: never confirm past it; the session replays.
+            if (!failure_) {
+                fail(ErrorKind::Transient, "Kafka delivery failed (" + std::string(delivery.detail) + ")");
+                // Later events of the same key must not reach the broker before this one's replay.
+                sink_.drop_unsent();
+            }
+            return {};
+    }
+    return {};
+}
+
+void Pipeline::fail(ErrorKind kind, std::string what) {
+    if (!failure_) failure_ = PipelineFailure{kind, std::move(what)};
+}
+
+}  // namespace outbox::relay

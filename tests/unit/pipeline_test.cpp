@@ -1,0 +1,464 @@
+// relay::Pipeline against a fake Sink: every delivery and rejection outcome, the dead-letter
+// and on_invalid policies, backpressure and a full sink, without Kafka or PostgreSQL.
+
+#include <doctest/doctest.h>
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "relay/pipeline.h"
+
+using namespace outbox;
+using namespace outbox::relay;
+using pgoutput::ColumnKind;
+
+namespace {
+
+// A record as the sink saw it, copied (the pipeline's views end with the message).
+struct Sent {
+    std::uint64_t cookie = 0;
+    std::string topic;
+    std::optional<std::string> key;
+    std::optional<std::string> value;
+    std::map<std::string, std::optional<std::string>> headers;
+};
+
+class FakeSink final : public Sink {
+public:
+    SendResult send(const Record& record, std::uint64_t cookie) override {
+        ++attempts;
+        SendResult result;
+        if (!answers.empty()) {
+            result = answers.front();
+            answers.pop_front();
+        }
+        if (result.status == SendStatus::Queued) {
+            Sent s{cookie, record.topic, {}, {}, {}};
+            if (record.key) s.key = std::string(*record.key);
+            if (record.value) s.value = std::string(*record.value);
+            for (const auto& h : record.headers)
+                s.headers[std::string(h.name)] = h.value ? std::optional<std::string>(*h.value) : std::nullopt;
+            sent.push_back(s);
+        }
+        return result;
+    }
+    void drop_unsent() noexcept override { ++drops; }
+
+    std::deque<SendResult> answers;  // what the next sends answer (Queued when empty)
+    std::vector<Sent> sent;
+    int attempts = 0;
+    int drops = 0;
+};
+
+class RecordingObserver final : public Observer {
+public:
+    void dead_lettered(const CommitInfo& txn, const Rejection& why) override {
+        dead_letters.push_back({txn.xid.value(), std::string(why.code), why.detail});
+    }
+    void refused_stopping(const CommitInfo& txn, const Rejection& why) override {
+        stops.push_back({txn.xid.value(), std::string(why.code), why.detail});
+    }
+    struct Note {
+        std::uint32_t xid;
+        std::string code;
+        std::string detail;
+    };
+    std::vector<Note> dead_letters;
+    std::vector<Note> stops;
+};
+
+constexpr std::uint32_t kTextOid = 25;
+constexpr std::uint32_t kJsonbOid = 3802;
+const RelationId kOutboxId(16384);
+const RelationId kOrdersId(16390);
+
+// Messages the way the decoder hands them over, with the strings they view kept alive here.
+class Stream {
+public:
+    Stream() {
+        outbox_ = pgoutput::Relation{std::nullopt, kOutboxId, "public", "outbox", pgoutput::ReplicaIdentity::Default,
+                                     {{1, "id", kTextOid, -1},
+                                      {0, "aggregatetype", kTextOid, -1},
+                                      {0, "aggregateid", kTextOid, -1},
+                                      {0, "payload", kJsonbOid, -1}}};
+        orders_ = pgoutput::Relation{std::nullopt, kOrdersId, "public", "orders", pgoutput::ReplicaIdentity::Default,
+                                     {{1, "id", kTextOid, -1}}};
+    }
+    [[nodiscard]] pgoutput::Message outbox_relation() const { return outbox_; }
+    [[nodiscard]] pgoutput::Message orders_relation() const { return orders_; }
+    static pgoutput::Message begin(std::uint32_t xid, std::uint64_t commit_lsn) {
+        return pgoutput::Begin{Lsn(commit_lsn), pgoutput::PgTimestamp(1'000'000), Xid(xid)};
+    }
+    static pgoutput::Message commit(std::uint64_t commit_lsn, std::uint64_t end_lsn) {
+        return pgoutput::Commit{0, Lsn(commit_lsn), Lsn(end_lsn), pgoutput::PgTimestamp(1'000'000)};
+    }
+    // An outbox row; nullopt aggregate type is NULL.
+    pgoutput::Message event(std::string id, std::optional<std::string> type, std::string key,
+                            std::string payload) {
+        values_.push_back(std::move(id));
+        const std::string_view id_view = values_.back();
+        values_.push_back(type.value_or(""));
+        const std::string_view type_view = values_.back();
+        values_.push_back(std::move(key));
+        const std::string_view key_view = values_.back();
+        values_.push_back(std::move(payload));
+        const std::string_view payload_view = values_.back();
+        pgoutput::Tuple row{{{ColumnKind::Text, id_view},
+                             type ? pgoutput::ColumnValue{ColumnKind::Text, type_view}
+                                  : pgoutput::ColumnValue{ColumnKind::Null, {}},
+                             {ColumnKind::Text, key_view},
+                             {ColumnKind::Text, payload_view}}};
+        return pgoutput::Insert{std::nullopt, kOutboxId, row};
+    }
+    static pgoutput::Message order() {
+        return pgoutput::Insert{std::nullopt, kOrdersId, pgoutput::Tuple{{{ColumnKind::Text, "o-1"}}}};
+    }
+
+private:
+    pgoutput::Relation outbox_;
+    pgoutput::Relation orders_;
+    std::deque<std::string> values_;  // deque: views stay valid as it grows
+};
+
+PipelineOptions options(OnInvalid on_invalid = OnInvalid::DeadLetter) {
+    PipelineOptions o;
+    o.outbox.tables = {TableName{"public", "outbox"}};
+    o.outbox.on_invalid = on_invalid;
+    return o;
+}
+
+const Lsn kStart(0x1000);
+
+Delivery acked(const Sent& s) {
+    return Delivery{s.cookie, DeliveryStatus::Acknowledged, s.topic, {}, {}, nullptr};
+}
+
+// Feeds Relation, Begin, the given messages and Commit (commit LSN 0x2000, end 0x2010).
+void one_transaction(Pipeline& p, Stream& s, std::vector<pgoutput::Message> rows, std::uint32_t xid = 700) {
+    p.on_message(s.outbox_relation());
+    p.on_message(Stream::begin(xid, 0x2000));
+    for (const auto& m : rows) p.on_message(m);
+    p.on_message(Stream::commit(0x2000, 0x2010));
+}
+
+}  // namespace
+
+TEST_CASE("pipeline: acknowledged events confirm their transaction only once all are acknowledged") {
+    FakeSink sink;
+    RecordingObserver observer;
+    Pipeline p(options(), kStart, sink, observer);
+    Stream s;
+    one_transaction(p, s, {s.event("e1", "order", "o-1", "{}"), s.event("e2", "order", "o-1", "{\"n\": 2}")});
+    REQUIRE(sink.sent.size() == 2);
+    CHECK(sink.sent[0].topic == "outbox.event.order");
+    CHECK(sink.sent[0].key == "o-1");
+    CHECK(sink.sent[1].value == "{\"n\": 2}");
+    CHECK(sink.sent[0].headers.at("id") == "e1");
+    CHECK(p.confirmable() == kStart);
+    CHECK(p.unacknowledged() == 2);
+
+    const Settled first = p.on_delivery(acked(sink.sent[0]));
+    CHECK(first.event_published);
+    CHECK(first.commit_time_unix_us == pgoutput::PgTimestamp(1'000'000).unix_micros());
+    CHECK(p.confirmable() == kStart);  // half a transaction is not confirmable
+    p.on_delivery(acked(sink.sent[1]));
+    CHECK(p.confirmable() == Lsn(0x2010));
+    CHECK(p.unacknowledged() == 0);
+    CHECK(p.counters().events_published == 2);
+    CHECK(p.counters().transactions == 1);
+    CHECK(observer.dead_letters.empty());
+    CHECK_FALSE(p.failure());
+}
+
+TEST_CASE("pipeline: rows of other tables are no events; idle keepalives are confirmable, busy ones not") {
+    FakeSink sink;
+    RecordingObserver observer;
+    Pipeline p(options(), kStart, sink, observer);
+    Stream s;
+    p.on_message(s.orders_relation());
+    p.on_message(Stream::begin(700, 0x2000));
+    p.on_message(Stream::order());
+    p.on_message(Stream::commit(0x2000, 0x2010));
+    CHECK(sink.sent.empty());
+    CHECK(p.confirmable() == Lsn(0x2010));
+    p.on_keepalive(Lsn(0x3000));
+    CHECK(p.confirmable() == Lsn(0x3000));
+
+    p.on_message(s.outbox_relation());
+    p.on_message(Stream::begin(701, 0x4000));
+    p.on_message(s.event("e1", "order", "o-1", "{}"));
+    p.on_message(Stream::commit(0x4000, 0x4010));
+    p.on_keepalive(Lsn(0x5000));  // an event is in flight: the keepalive must not pass it
+    CHECK(p.confirmable() == Lsn(0x3000));
+    p.on_delivery(acked(sink.sent.at(0)));
+    CHECK(p.confirmable() == Lsn(0x4010));
+}
+
+TEST_CASE("pipeline: a failed delivery ends the session without confirming, and drops what is unsent once") {
+    FakeSink sink;
+    RecordingObserver observer;
+    Pipeline p(options(), kStart, sink, observer);
+    Stream s;
+    one_transaction(p, s, {s.event("e1", "order", "o-1", "{}"), s.event("e2", "order", "o-1", "{}")});
+    p.on_delivery(Delivery{sink.sent[0].cookie, DeliveryStatus::Failed, "outbox.event.order", {}, "Local: Message timed out", nullptr});
+    REQUIRE(p.failure());
+    CHECK(p.failure()->kind == ErrorKind::Transient);
+    CHECK(p.failure()->what == "Kafka delivery failed (Local: Message timed out)");
+    CHECK(sink.drops == 1);
+    CHECK_FALSE(p.wants_input());
+    p.on_delivery(Delivery{sink.sent[1].cookie, DeliveryStatus::Failed, "outbox.event.order", {}, "Local: Purged in queue", nullptr});
+    CHECK(sink.drops == 1);
+    CHECK(p.failure()->what == "Kafka delivery failed (Local: Message timed out)");  // the first one stays
+    CHECK(p.confirmable() == kStart);
+}
+
+TEST_CASE("pipeline: a sink that cannot take records fails the session") {
+    FakeSink sink;
+    RecordingObserver observer;
+    Pipeline p(options(), kStart, sink, observer);
+    Stream s;
+    sink.answers.push_back({SendStatus::Failed, {}, "Local: Fatal error"});
+    one_transaction(p, s, {s.event("e1", "order", "o-1", "{}")});
+    REQUIRE(p.failure());
+    CHECK(p.failure()->kind == ErrorKind::Transient);
+    CHECK(p.failure()->what == "cannot produce to Kafka: Local: Fatal error");
+    CHECK(p.confirmable() == kStart);
+}
+
+TEST_CASE("pipeline: a record the sink refuses as too large goes to the dead-letter topic under the same cookie") {
+    FakeSink sink;
+    RecordingObserver observer;
+    Pipeline p(options(), kStart, sink, observer);
+    Stream s;
+    sink.answers.push_back({SendStatus::Refused, "too_large", "Broker: Message size too large"});
+    one_transaction(p, s, {s.event("e1", "order", "o-1", std::string(100, 'x'))}, 712);
+    REQUIRE(sink.sent.size() == 1);
+    const Sent& copy = sink.sent[0];
+    CHECK(copy.topic == "outbox.dead_letter");
+    CHECK(copy.key == "o-1");
+    CHECK_FALSE(copy.value);  // the payload is what was refused
+    CHECK(copy.headers.at("outbox-error-code") == "too_large");
+    CHECK(copy.headers.at("outbox-original-topic") == "outbox.event.order");
+    CHECK(copy.headers.at("outbox-payload-bytes") == "100");
+    CHECK(copy.headers.at("id") == "e1");
+    REQUIRE(observer.dead_letters.size() == 1);
+    CHECK(observer.dead_letters[0].xid == 712);
+    CHECK(observer.dead_letters[0].code == "too_large");
+    CHECK(observer.dead_letters[0].detail ==
+          "Kafka refused the record for topic \"outbox.event.order\": Broker: Message size too large");
+    CHECK(p.confirmable() == kStart);
+    const Settled settled = p.on_delivery(acked(copy));
+    CHECK_FALSE(settled.event_published);
+    CHECK(p.confirmable() == Lsn(0x2010));
+    CHECK(p.counters().events_dead_lettered == 1);
+    CHECK(p.counters().events_published == 0);
+}
+
+TEST_CASE("pipeline: a delivery refused for good is dead-lettered from the record the sink reports") {
+    FakeSink sink;
+    RecordingObserver observer;
+    Pipeline p(options(), kStart, sink, observer);
+    Stream s;
+    one_transaction(p, s, {s.event("e1", "order", "o-1", "{}")});
+    REQUIRE(sink.sent.size() == 1);
+    // The sink's own copy of the record, as librdkafka hands it back in the report.
+    Record refused;
+    refused.topic = "outbox.event.order";
+    refused.key = "o-1";
+    refused.value = "{}";
+    refused.headers = {{"id", "e1"}};
+    p.on_delivery(Delivery{sink.sent[0].cookie, DeliveryStatus::Refused, "outbox.event.order", "rejected_by_kafka",
+                           "Broker: Invalid record", &refused});
+    REQUIRE(sink.sent.size() == 2);
+    CHECK(sink.sent[1].cookie == sink.sent[0].cookie);
+    CHECK(sink.sent[1].topic == "outbox.dead_letter");
+    CHECK(sink.sent[1].headers.at("outbox-error-code") == "rejected_by_kafka");
+    CHECK(sink.sent[1].headers.at("id") == "e1");
+    CHECK(p.confirmable() == kStart);
+    p.on_delivery(acked(sink.sent[1]));
+    CHECK(p.confirmable() == Lsn(0x2010));
+}
+
+TEST_CASE("pipeline: an invalid row goes to the dead-letter topic with the reason, and the slot moves past it") {
+    FakeSink sink;
+    RecordingObserver observer;
+    Pipeline p(options(), kStart, sink, observer);
+    Stream s;
+    one_transaction(p, s, {s.event("e1", std::nullopt, "o-1", "{}"), s.event("e2", "order", "o-2", "{}")});
+    REQUIRE(sink.sent.size() == 2);
+    CHECK(sink.sent[0].topic == "outbox.dead_letter");
+    CHECK(sink.sent[0].headers.at("outbox-error-code") == "null_value");
+    CHECK(sink.sent[0].headers.at("outbox-table") == "public.outbox");
+    CHECK(sink.sent[0].value == "{}");
+    CHECK(sink.sent[1].topic == "outbox.event.order");
+    REQUIRE(observer.dead_letters.size() == 1);
+    CHECK(observer.dead_letters[0].code == "null_value");
+    p.on_delivery(acked(sink.sent[0]));
+    p.on_delivery(acked(sink.sent[1]));
+    CHECK(p.confirmable() == Lsn(0x2010));
+    CHECK(p.counters().events_dead_lettered == 1);
+    CHECK(p.counters().events_published == 1);
+}
+
+TEST_CASE("pipeline: on_invalid stop holds the bad row's transaction for good and stops reading") {
+    FakeSink sink;
+    RecordingObserver observer;
+    Pipeline p(options(OnInvalid::Stop), kStart, sink, observer);
+    Stream s;
+    p.on_message(s.outbox_relation());
+    p.on_message(Stream::begin(700, 0x1800));
+    p.on_message(s.event("e0", "order", "o-0", "{}"));
+    p.on_message(Stream::commit(0x1800, 0x1810));
+    p.on_message(Stream::begin(701, 0x2000));
+    p.on_message(s.event("e1", std::nullopt, "o-1", "{}"));
+    REQUIRE(p.stop_reason());
+    CHECK(*p.stop_reason() == "null_value: aggregate_type column \"aggregatetype\" is NULL");
+    CHECK_FALSE(p.wants_input());
+    REQUIRE(observer.stops.size() == 1);
+    CHECK(observer.stops[0].xid == 701);
+    CHECK(sink.sent.size() == 1);  // nothing goes to a dead-letter topic
+    p.on_message(Stream::commit(0x2000, 0x2010));
+    p.on_delivery(acked(sink.sent[0]));
+    CHECK(p.confirmable() == Lsn(0x1810));  // up to the transaction before, never past the bad row
+    CHECK(p.unacknowledged() == 0);          // the held row is not waiting for Kafka
+    CHECK_FALSE(p.failure());
+}
+
+TEST_CASE("pipeline: on_invalid stop applies to a record Kafka refuses too") {
+    FakeSink sink;
+    RecordingObserver observer;
+    Pipeline p(options(OnInvalid::Stop), kStart, sink, observer);
+    Stream s;
+    sink.answers.push_back({SendStatus::Refused, "too_large", "Broker: Message size too large"});
+    one_transaction(p, s, {s.event("e1", "order", "o-1", "{}")});
+    REQUIRE(p.stop_reason());
+    CHECK(p.stop_reason()->rfind("too_large: ", 0) == 0);
+    CHECK(sink.sent.empty());
+    CHECK(p.confirmable() == kStart);
+    CHECK(p.unacknowledged() == 0);
+}
+
+TEST_CASE("pipeline: a dead-letter copy that is refused too is fatal, never skipped") {
+    Stream s;
+    SUBCASE("refused when sent") {
+        FakeSink sink;
+        RecordingObserver observer;
+        Pipeline p(options(), kStart, sink, observer);
+        sink.answers.push_back({SendStatus::Refused, "too_large", "too large"});
+        sink.answers.push_back({SendStatus::Refused, "too_large", "too large for the dead-letter topic"});
+        one_transaction(p, s, {s.event("e1", "order", "o-1", "{}")});
+        REQUIRE(p.failure());
+        CHECK(p.failure()->kind == ErrorKind::Fatal);
+        CHECK(p.failure()->what.find("the dead-letter topic refused an event too") != std::string::npos);
+        CHECK(p.confirmable() == kStart);
+    }
+    SUBCASE("refused in its delivery report") {
+        FakeSink sink;
+        RecordingObserver observer;
+        Pipeline p(options(), kStart, sink, observer);
+        one_transaction(p, s, {s.event("e1", std::nullopt, "o-1", "{}")});
+        REQUIRE(sink.sent.size() == 1);
+        Record copy;
+        copy.topic = "outbox.dead_letter";
+        p.on_delivery(Delivery{sink.sent[0].cookie, DeliveryStatus::Refused, "outbox.dead_letter", "too_large",
+                               "Broker: Message size too large", &copy});
+        REQUIRE(p.failure());
+        CHECK(p.failure()->kind == ErrorKind::Fatal);
+        CHECK(p.confirmable() == kStart);
+    }
+    SUBCASE("no room for a copy made from a delivery report: the session restarts") {
+        FakeSink sink;
+        RecordingObserver observer;
+        Pipeline p(options(), kStart, sink, observer);
+        one_transaction(p, s, {s.event("e1", "order", "o-1", "{}")});
+        Record refused;
+        refused.topic = "outbox.event.order";
+        sink.answers.push_back({SendStatus::NoRoom, {}, "Local: Queue full"});
+        p.on_delivery(Delivery{sink.sent[0].cookie, DeliveryStatus::Refused, "outbox.event.order", "too_large",
+                               "Broker: Message size too large", &refused});
+        REQUIRE(p.failure());
+        CHECK(p.failure()->kind == ErrorKind::Transient);
+        CHECK(p.failure()->what == "cannot produce to the dead-letter topic: Local: Queue full");
+    }
+}
+
+TEST_CASE("pipeline: a full sink holds the record until resume() sends it, and reads nothing meanwhile") {
+    FakeSink sink;
+    RecordingObserver observer;
+    Pipeline p(options(), kStart, sink, observer);
+    Stream s;
+    p.on_message(s.outbox_relation());
+    p.on_message(Stream::begin(700, 0x2000));
+    sink.answers.push_back({SendStatus::NoRoom, {}, "Local: Queue full"});
+    p.on_message(s.event("e1", "order", "o-1", "{\"a\": 1}"));
+    CHECK(p.holding());
+    CHECK_FALSE(p.wants_input());
+    CHECK(sink.sent.empty());
+    sink.answers.push_back({SendStatus::NoRoom, {}, "Local: Queue full"});
+    CHECK_FALSE(p.resume());
+    CHECK(p.resume());
+    CHECK(p.wants_input());
+    REQUIRE(sink.sent.size() == 1);
+    CHECK(sink.sent[0].value == "{\"a\": 1}");
+    CHECK(sink.sent[0].headers.at("id") == "e1");
+    CHECK(sink.attempts == 3);
+    p.on_message(Stream::commit(0x2000, 0x2010));
+    CHECK(p.unacknowledged() == 1);  // one event, not one per attempt
+    p.on_delivery(acked(sink.sent[0]));
+    CHECK(p.confirmable() == Lsn(0x2010));
+}
+
+TEST_CASE("pipeline: reading stops at the in-flight bound and resumes as acknowledgements arrive") {
+    FakeSink sink;
+    RecordingObserver observer;
+    PipelineOptions o = options();
+    o.max_inflight_events = 2;
+    Pipeline p(o, kStart, sink, observer);
+    Stream s;
+    p.on_message(s.outbox_relation());
+    p.on_message(Stream::begin(700, 0x2000));
+    p.on_message(s.event("e1", "order", "o-1", "{}"));
+    CHECK(p.wants_input());
+    p.on_message(s.event("e2", "order", "o-1", "{}"));
+    CHECK(p.backpressured());
+    CHECK_FALSE(p.wants_input());
+    p.on_delivery(acked(sink.sent[0]));
+    CHECK(p.wants_input());
+
+    o.max_inflight_events = 1000;
+    o.max_inflight_bytes = 50;
+    FakeSink sink2;
+    Pipeline bytes(o, kStart, sink2, observer);
+    bytes.on_message(s.outbox_relation());
+    bytes.on_message(Stream::begin(700, 0x2000));
+    bytes.on_message(s.event("e1", "order", "o-1", std::string(60, 'p')));
+    CHECK(bytes.inflight_bytes() >= 60);
+    CHECK_FALSE(bytes.wants_input());
+    bytes.on_delivery(acked(sink2.sent[0]));
+    CHECK(bytes.inflight_bytes() == 0);
+    CHECK(bytes.wants_input());
+}
+
+TEST_CASE("pipeline: messages out of protocol order are protocol errors") {
+    FakeSink sink;
+    RecordingObserver observer;
+    Pipeline p(options(), kStart, sink, observer);
+    Stream s;
+    p.on_message(s.outbox_relation());
+    try {
+        p.on_message(s.event("e1", "order", "o-1", "{}"));
+        FAIL("an Insert outside a transaction was accepted");
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::Protocol);
+    }
+    try {
+        p.on_message(pgoutput::StreamStart{Xid(5), true});
+        FAIL("a streamed transaction was accepted");
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::Protocol);
+    }
+    CHECK_THROWS_AS(p.on_delivery(Delivery{99, DeliveryStatus::Acknowledged, "t", {}, {}, nullptr}), LedgerError);
+}
