@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "app/logging.h"
-#include "app/relay.h"
+#include "app/supervisor.h"
 #include "common/error.h"
 #include "common/version.h"
 #include "config/config.h"
@@ -95,8 +95,8 @@ int main(int argc, char** argv) {
     spdlog::info("outbox-relay {} starting: config {}, PostgreSQL {}", outbox::kVersion, config_path,
                  outbox::config::mask_dsn(config.postgres.dsn));
     try {
-        outbox::app::Relay relay(std::move(config), config_path, signal_fd);
-        return relay.run();
+        outbox::app::Supervisor supervisor(std::move(config), config_path, signal_fd);
+        return supervisor.run();
     } catch (const outbox::Error& e) {
         spdlog::critical("{} error: {}", outbox::to_string(e.kind()), e.what());
         return outbox::exit_code(e.kind());

@@ -1,6 +1,10 @@
 #include "pg/connection.h"
 
 #include <fmt/format.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace outbox::pg {
 
@@ -20,26 +24,57 @@ ErrorKind classify_sqlstate(std::string_view sqlstate) noexcept {
     return ErrorKind::Fatal;
 }
 
+namespace {
+
+// Keyword/value arrays for PQconnectdbParams / PQconnectStartParams (views into the arguments).
+struct ConnectParams {
+    std::vector<const char*> keys;
+    std::vector<const char*> values;
+};
+
+ConnectParams connect_params(const std::string& conninfo, ReplicationMode mode,
+                             const std::optional<std::string>& password, const std::string& application_name) {
+    // expand_dbname=1: "dbname" may hold a full conninfo or URI, and the keywords after it
+    // override what it says. connect_timeout first so the DSN can override it: a blocking
+    // connect must not hang for minutes (the watchdog and the standby retry wait on it).
+    ConnectParams p{{"connect_timeout", "dbname", "application_name"},
+                    {"10", conninfo.c_str(), application_name.c_str()}};
+    if (mode == ReplicationMode::Database) {
+        p.keys.push_back("replication");
+        p.values.push_back("database");
+    }
+    if (password) {
+        p.keys.push_back("password");
+        p.values.push_back(password->c_str());
+    }
+    p.keys.push_back(nullptr);
+    p.values.push_back(nullptr);
+    return p;
+}
+
+// How long an interruptible step waits for the server (libpq ignores connect_timeout when
+// polled, so this is its stand-in).
+constexpr int kInterruptibleTimeoutMs = 10000;
+
+// Waits until `socket` is ready for `events`; throws when `cancel_fd` becomes readable first
+// or the server does not answer in time.
+void wait_interruptible(int socket, short events, int cancel_fd) {
+    pollfd fds[2] = {{socket, events, 0}, {cancel_fd, POLLIN, 0}};
+    int n = 0;
+    while ((n = ::poll(fds, 2, kInterruptibleTimeoutMs)) < 0) {
+        if (errno != EINTR) throw Error(ErrorKind::Transient, std::string("poll failed: ") + std::strerror(errno));
+    }
+    if (fds[1].revents != 0) throw Error(ErrorKind::Transient, "interrupted");
+    if (n == 0) throw Error(ErrorKind::Transient, "PostgreSQL did not answer within 10 s");
+}
+
+}  // namespace
+
 Connection Connection::connect(const std::string& conninfo, ReplicationMode mode,
                                const std::optional<std::string>& password,
                                const std::string& application_name) {
-    // PQconnectdbParams with expand_dbname=1: "dbname" may hold a full conninfo or URI, and the
-    // keywords after it override what it says.
-    // connect_timeout first so the DSN can override it: a blocking connect must not hang for
-    // minutes (the event loop, the systemd watchdog and the standby retry wait on it).
-    std::vector<const char*> keys{"connect_timeout", "dbname", "application_name"};
-    std::vector<const char*> values{"10", conninfo.c_str(), application_name.c_str()};
-    if (mode == ReplicationMode::Database) {
-        keys.push_back("replication");
-        values.push_back("database");
-    }
-    if (password) {
-        keys.push_back("password");
-        values.push_back(password->c_str());
-    }
-    keys.push_back(nullptr);
-    values.push_back(nullptr);
-    PGconn* raw = PQconnectdbParams(keys.data(), values.data(), 1);
+    const ConnectParams p = connect_params(conninfo, mode, password, application_name);
+    PGconn* raw = PQconnectdbParams(p.keys.data(), p.values.data(), 1);
     if (raw == nullptr) throw Error(ErrorKind::Fatal, "libpq: out of memory creating a connection");
     Connection conn(raw);
     if (PQstatus(raw) != CONNECTION_OK) {
@@ -48,6 +83,49 @@ Connection Connection::connect(const std::string& conninfo, ReplicationMode mode
     }
     conn.use_utf8();
     return conn;
+}
+
+Connection Connection::connect_interruptible(const std::string& conninfo, int cancel_fd,
+                                             const std::optional<std::string>& password,
+                                             const std::string& application_name) {
+    const ConnectParams p = connect_params(conninfo, ReplicationMode::None, password, application_name);
+    PGconn* raw = PQconnectStartParams(p.keys.data(), p.values.data(), 1);
+    if (raw == nullptr) throw Error(ErrorKind::Fatal, "libpq: out of memory creating a connection");
+    Connection conn(raw);
+    conn.cancel_fd_ = cancel_fd;
+    // libpq's documented loop: wait for what PQconnectPoll asks for until it says OK or FAILED.
+    PostgresPollingStatusType status = PQstatus(raw) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+    while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED) {
+        wait_interruptible(PQsocket(raw), status == PGRES_POLLING_READING ? POLLIN : POLLOUT, cancel_fd);
+        status = PQconnectPoll(raw);
+    }
+    if (status == PGRES_POLLING_FAILED) {
+        throw Error(ErrorKind::Transient, "cannot connect to PostgreSQL: " + conn.error_message());
+    }
+    // No use_utf8(): it blocks in a SET, and this connection's users read catalog names only.
+    return conn;
+}
+
+PGresult* Connection::run(const std::string& sql, const std::vector<const char*>& params) {
+    const int n = static_cast<int>(params.size());
+    if (cancel_fd_ < 0) {
+        return n == 0 ? PQexec(conn_.get(), sql.c_str())
+                      : PQexecParams(conn_.get(), sql.c_str(), n, nullptr, params.data(), nullptr, nullptr, 0);
+    }
+    // Interruptible: send, then wait for the whole result without blocking in libpq.
+    if (PQsendQueryParams(conn_.get(), sql.c_str(), n, nullptr, n == 0 ? nullptr : params.data(), nullptr,
+                          nullptr, 0) == 0) {
+        return nullptr;
+    }
+    while (PQflush(conn_.get()) == 1) wait_interruptible(socket(), POLLOUT, cancel_fd_);
+    while (PQisBusy(conn_.get()) != 0) {
+        wait_interruptible(socket(), POLLIN, cancel_fd_);
+        if (PQconsumeInput(conn_.get()) == 0) return nullptr;
+    }
+    PGresult* result = PQgetResult(conn_.get());
+    // One statement: drain to the terminating null result so the connection is idle again.
+    while (PGresult* extra = PQgetResult(conn_.get())) PQclear(extra);
+    return result;
 }
 
 void Connection::use_utf8() {
@@ -96,7 +174,7 @@ ResultHandle Connection::check(PGresult* res, std::string_view what) {
 }
 
 ResultHandle Connection::exec(const std::string& sql, std::string_view what) {
-    return check(PQexec(conn_.get(), sql.c_str()), what);
+    return check(run(sql, {}), what);
 }
 
 ResultHandle Connection::exec_params(const std::string& sql,
@@ -105,9 +183,7 @@ ResultHandle Connection::exec_params(const std::string& sql,
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-    return check(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr,
-                              values.data(), nullptr, nullptr, 0),
-                 what);
+    return check(run(sql, values), what);
 }
 
 std::vector<Row> Connection::query(const std::string& sql,

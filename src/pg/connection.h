@@ -55,6 +55,13 @@ public:
                               const std::optional<std::string>& password = std::nullopt,
                               const std::string& application_name = "outbox-relay");
 
+    // A normal connection whose connect and queries give up (Error(Transient, "interrupted"))
+    // as soon as `cancel_fd` becomes readable, or after 10 s without an answer: for threads
+    // that must stop promptly. Keeps the server's client_encoding (catalog queries only).
+    static Connection connect_interruptible(const std::string& conninfo, int cancel_fd,
+                                            const std::optional<std::string>& password = std::nullopt,
+                                            const std::string& application_name = "outbox-relay");
+
     Connection(Connection&&) noexcept = default;
     Connection& operator=(Connection&&) noexcept = default;
 
@@ -80,7 +87,11 @@ private:
     // Switches client_encoding to UTF8 unless the database is SQL_ASCII (see the definition).
     void use_utf8();
     ResultHandle check(PGresult* res, std::string_view what);
+    // Runs one statement (with text parameters when `params` is not empty), interruptible when
+    // cancel_fd_ is set. nullptr when it could not be sent (check() reports the connection's error).
+    PGresult* run(const std::string& sql, const std::vector<const char*>& params);
     std::unique_ptr<PGconn, ConnDeleter> conn_;
+    int cancel_fd_ = -1;
 };
 
 // Quotes an identifier for SQL ("my table" -> "\"my table\"").

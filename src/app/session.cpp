@@ -1,0 +1,266 @@
+#include "app/session.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <variant>
+
+#include "app/slot_monitor.h"
+
+namespace outbox::app {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// How long a shutdown waits for Kafka to acknowledge what is in flight.
+constexpr auto kShutdownDrainTimeout = 30s;
+// While not reading, keepalives asking for a reply go unseen: answer on this timer instead.
+constexpr auto kNotReadingStatusInterval = 1s;
+// Frames read per loop turn before the producer is served again.
+constexpr int kFramesPerTurn = 4096;
+
+std::int64_t unix_now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+pg::ReplicationOptions replication_options(const config::Config& c) {
+    pg::ReplicationOptions o;
+    o.dsn = c.postgres.dsn;
+    o.password = config::read_password(c.postgres);
+    o.slot = c.postgres.slot;
+    o.publication = c.postgres.publication;
+    o.tables = c.outbox.tables;
+    o.create_slot = c.postgres.create_slot;
+    o.create_publication = c.postgres.create_publication;
+    o.status_interval = c.postgres.status_interval;
+    return o;
+}
+
+kafka::PublisherOptions publisher_options(const config::Config& c) {
+    kafka::PublisherOptions o;
+    o.bootstrap_servers = c.kafka.bootstrap_servers;
+    o.properties = c.kafka.properties;
+    o.max_inflight_events = c.limits.max_inflight_events;
+    return o;
+}
+
+relay::PipelineOptions pipeline_options(const config::Config& c) {
+    return relay::PipelineOptions{c.outbox, c.limits.max_inflight_events, c.limits.max_inflight_bytes};
+}
+
+}  // namespace
+
+Session::Session(SessionContext context) : ctx_(context) {}
+
+void Session::start() {
+    const config::Config& config = ctx_.config;
+    RelayStats& stats = ctx_.stats;
+    ++stats.sessions;
+    stream_.emplace(replication_options(config));
+    stream_->start();
+    publisher_.emplace(publisher_options(config));
+    pipeline_.emplace(pipeline_options(config), stream_->slot().confirmed_flush, *publisher_,
+                      static_cast<relay::Observer&>(*this));
+    // stats.confirmed still holds what an earlier session of this process confirmed (0/0 if none
+    // streamed). Only this relay moves the slot, so a later start position means the slot was
+    // advanced, or dropped and recreated, behind our back: events in between were never published
+    // by us. Say so loudly rather than continue silently from the new position.
+    const Lsn previously_confirmed = stats.confirmed;
+    if (previously_confirmed != Lsn() &&
+        (stream_->slot().created || stream_->slot().confirmed_flush > previously_confirmed)) {
+        spdlog::error(
+            "replication slot \"{}\" {} at {}, ahead of what this relay confirmed ({}): it was dropped and "
+            "recreated or advanced by someone else; events committed in between were NOT published",
+            config.postgres.slot, stream_->slot().created ? "was recreated by this relay" : "now starts",
+            stream_->slot().confirmed_flush.to_string(), previously_confirmed.to_string());
+    }
+    stats.confirmed = stream_->slot().confirmed_flush;
+    if (ctx_.metrics.standby.Value() != 0) spdlog::info("standby: the slot was released; this instance takes over");
+    ctx_.metrics.standby.Set(0);
+    ctx_.metrics.postgres_connected.Set(1);
+    ctx_.health.streaming = true;
+    ctx_.notifier.ready();
+    spdlog::info("streaming from slot \"{}\" at {}{} (publication \"{}\", Kafka {})", config.postgres.slot,
+                 stream_->slot().confirmed_flush.to_string(), stream_->slot().created ? " (slot created)" : "",
+                 config.postgres.publication, config.kafka.bootstrap_servers);
+}
+
+Session::End Session::run() {
+    start();
+    const SlotMonitor monitor(ctx_.config.postgres.dsn, config::read_password(ctx_.config.postgres),
+                              ctx_.config.postgres.slot, ctx_.metrics);
+    const auto deliver = [this](const relay::Delivery& d) { on_delivery(d); };
+    std::optional<Clock::time_point> drain_deadline;
+    while (true) {
+        ctx_.signals.check();  // also under continuous load, when poll() is skipped
+        publisher_->serve(deliver);
+        if (publisher_->fatal_error()) throw KafkaFailure("Kafka producer fatal error: " + *publisher_->fatal_error());
+        throw_if_failed();
+        if (auto err = publisher_->take_last_error()) spdlog::warn("kafka: {}", *err);
+        pipeline_->resume();
+
+        // Read while the pipeline has room; when stopping, only to the end of the open
+        // transaction, so that everything received is confirmable and a restart repeats nothing.
+        bool read_something = false;
+        for (int n = 0; n < kFramesPerTurn && wants_to_read(); ++n) {
+            auto frame = stream_->read_frame();
+            if (!frame) break;
+            read_something = true;
+            if (const auto* data = std::get_if<pgoutput::XLogData>(&*frame)) {
+                pipeline_->on_message(decoder_.decode(data->payload));
+            } else {
+                pipeline_->on_keepalive(std::get<pgoutput::PrimaryKeepalive>(*frame).wal_end);
+            }
+        }
+        throw_if_failed();
+
+        stream_->confirm(pipeline_->confirmable());
+        account();
+        const auto now = Clock::now();
+        const auto next_status = stream_->service(now);
+        update_gauges(now);
+        ctx_.progress.maybe_log(ctx_.stats, false);
+
+        // A stop by policy does not finish the open transaction: it can never be confirmed.
+        if (pipeline_->stop_reason() || (ctx_.signals.stopping() && !pipeline_->in_transaction())) {
+            if (!drain_deadline) drain_deadline = now + kShutdownDrainTimeout;
+            const std::uint64_t unacknowledged = pipeline_->unacknowledged();
+            if (unacknowledged == 0 || now >= *drain_deadline) {
+                if (unacknowledged != 0) {
+                    spdlog::warn(
+                        "{} events still unacknowledged after {} s; they are not confirmed and will be "
+                        "sent again on the next start",
+                        unacknowledged, kShutdownDrainTimeout.count());
+                }
+                return finish();
+            }
+        }
+        if (read_something) continue;  // more may be buffered in libpq: read it before sleeping
+
+        const bool want_read = wants_to_read();
+        if (!want_read) stream_->keep_alive(now, kNotReadingStatusInterval);
+        pollfd fds[3] = {
+            {stream_->socket(),
+             static_cast<short>((want_read ? POLLIN : 0) | (stream_->wants_write() ? POLLOUT : 0)), 0},
+            {publisher_->wakeup_fd(), POLLIN, 0},
+            {ctx_.signals.fd(), POLLIN, 0},
+        };
+        auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(next_status - now);
+        if (const auto wd = ctx_.notifier.next_watchdog()) {
+            timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(*wd - now));
+        }
+        timeout = std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(1000));
+        // Not reading: serve librdkafka's timers and retry a held record soon.
+        if (!want_read) timeout = std::min(timeout, std::chrono::milliseconds(100));
+        if (::poll(fds, 3, static_cast<int>(timeout.count())) < 0 && errno != EINTR) {
+            throw Error(ErrorKind::Fatal, std::string("poll failed: ") + std::strerror(errno));
+        }
+    }
+}
+
+bool Session::wants_to_read() const noexcept {
+    return pipeline_->wants_input() && (!ctx_.signals.stopping() || pipeline_->in_transaction());
+}
+
+void Session::throw_if_failed() {
+    const auto& failure = pipeline_->failure();
+    if (!failure) return;
+    if (failure->kind == ErrorKind::Transient) throw KafkaFailure(failure->what);
+    throw Error(failure->kind, failure->what);
+}
+
+Session::End Session::finish() {
+    stream_->confirm(pipeline_->confirmable());
+    account();
+    stream_->finish();
+    update_gauges(Clock::now());
+    ctx_.progress.maybe_log(ctx_.stats, true);
+    const std::optional<std::string> stop_reason = pipeline_->stop_reason();
+    pipeline_.reset();
+    stream_.reset();
+    publisher_.reset();
+    if (stop_reason) {
+        spdlog::critical("stopped by on_invalid: stop: {}; confirmed {} (nothing past the bad row)", *stop_reason,
+                         ctx_.stats.confirmed.to_string());
+        return End::Stopped;
+    }
+    return End::Shutdown;
+}
+
+void Session::on_delivery(const relay::Delivery& d) {
+    const relay::Settled settled = pipeline_->on_delivery(d);
+    if (!settled.event_published) return;
+    published_counter(d.topic).Increment();
+    ctx_.metrics.commit_to_ack_seconds.Observe(
+        static_cast<double>(std::max<std::int64_t>(0, unix_now_us() - settled.commit_time_unix_us)) / 1e6);
+}
+
+prometheus::Counter& Session::published_counter(std::string_view topic) {
+    // The sink names a topic by the same pointer for the life of its producer.
+    if (topic.data() == last_topic_) return *last_topic_counter_;
+    auto it = published_counters_.find(std::string(topic));
+    if (it == published_counters_.end()) {
+        it = published_counters_.emplace(std::string(topic), &ctx_.metrics.published(topic)).first;
+    }
+    last_topic_ = topic.data();
+    last_topic_counter_ = it->second;
+    return *it->second;
+}
+
+void Session::account() {
+    RelayStats& stats = ctx_.stats;
+    const relay::PipelineCounters& now = pipeline_->counters();
+    const std::uint64_t transactions = now.transactions - counted_.transactions;
+    if (transactions != 0) ctx_.metrics.transactions.Increment(static_cast<double>(transactions));
+    stats.transactions += transactions;
+    stats.events_published += now.events_published - counted_.events_published;
+    stats.events_dead_lettered += now.events_dead_lettered - counted_.events_dead_lettered;
+    counted_ = now;
+    stats.confirmed = pipeline_->confirmable();
+    stats.received = stream_->received();
+    stats.server_wal_end = stream_->server_wal_end();
+}
+
+bool Session::made_progress() const noexcept {
+    return (pipeline_ ? pipeline_->counters() : counted_).acknowledged != 0;
+}
+
+void Session::update_gauges(Clock::time_point now) {
+    metrics::RelayMetrics& m = ctx_.metrics;
+    ctx_.health.last_turn_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    ctx_.notifier.watchdog(now);
+    const bool kafka_reachable = publisher_ && !publisher_->all_brokers_down();
+    ctx_.health.kafka_reachable = kafka_reachable;
+    m.kafka_up.Set(kafka_reachable ? 1 : 0);
+    if (!stream_ || !pipeline_) return;
+    const RelayStats& stats = ctx_.stats;
+    m.inflight_events.Set(static_cast<double>(pipeline_->unacknowledged()));
+    m.inflight_bytes.Set(static_cast<double>(pipeline_->inflight_bytes()));
+    m.received_lsn.Set(static_cast<double>(stats.received.value()));
+    m.confirmed_lsn.Set(static_cast<double>(stats.confirmed.value()));
+    m.server_wal_end_lsn.Set(static_cast<double>(stats.server_wal_end.value()));
+    m.lag_bytes.Set(static_cast<double>(bytes_between(stats.confirmed, stats.server_wal_end)));
+    const std::uint64_t wal_bytes = stream_->bytes_received();
+    m.wal_received_bytes.Increment(static_cast<double>(wal_bytes - wal_bytes_counted_));
+    wal_bytes_counted_ = wal_bytes;
+}
+
+void Session::dead_lettered(const CommitInfo& txn, const Rejection& why) {
+    spdlog::warn("outbox event in transaction {} (commit {}) sent to dead-letter topic \"{}\" ({}): {}",
+                 txn.xid.value(), txn.commit_lsn.to_string(), ctx_.config.outbox.dead_letter_topic, why.code,
+                 why.detail);
+    ctx_.metrics.dead_lettered(why.code).Increment();
+}
+
+void Session::refused_stopping(const CommitInfo& txn, const Rejection& why) {
+    spdlog::error("outbox event in transaction {} (commit {}) rejected ({}): {}", txn.xid.value(),
+                  txn.commit_lsn.to_string(), why.code, why.detail);
+}
+
+}  // namespace outbox::app

@@ -1,0 +1,90 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "app/progress_log.h"
+#include "app/service_notifier.h"
+#include "app/signals.h"
+#include "common/error.h"
+#include "common/lsn.h"
+#include "config/config.h"
+#include "kafka/publisher.h"
+#include "metrics/relay_metrics.h"
+#include "pg/replication_stream.h"
+#include "pgoutput/decoder.h"
+#include "relay/pipeline.h"
+
+namespace outbox::app {
+
+// The process-wide parts a session reports to; owned by the Supervisor.
+struct SessionContext {
+    const config::Config& config;
+    Signals& signals;
+    ServiceNotifier& notifier;
+    metrics::RelayMetrics& metrics;
+    metrics::HealthState& health;
+    RelayStats& stats;
+    ProgressLog& progress;
+};
+
+// Ends a session that must not confirm anything more; the next session replays from the slot.
+class SessionFailure : public Error {
+public:
+    explicit SessionFailure(const std::string& what) : Error(ErrorKind::Transient, what) {}
+};
+
+// A SessionFailure caused by Kafka (delivery failed, producer fatal) rather than PostgreSQL.
+class KafkaFailure : public SessionFailure {
+public:
+    using SessionFailure::SessionFailure;
+};
+
+// One replication stream, one producer and one pipeline, driven by one poll() loop (DESIGN rule
+// 3): read frames while the pipeline wants input, serve the producer's delivery reports, confirm
+// what the pipeline says is confirmable, keep the walsender fed with status updates. A stop
+// request finishes the open transaction, drains Kafka and confirms before the session ends.
+class Session final : private relay::Observer {
+public:
+    enum class End {
+        Shutdown,  // asked to stop; everything acknowledged was confirmed
+        Stopped,   // on_invalid: stop refused an event; nothing past it was confirmed
+    };
+
+    explicit Session(SessionContext context);
+    // Connects and streams until it ends. Throws Error: SessionFailure/KafkaFailure and other
+    // Transient errors mean "start a new session"; other kinds end the process.
+    End run();
+    // Some event was acknowledged in this session: the next failure backs off from scratch.
+    [[nodiscard]] bool made_progress() const noexcept;
+
+private:
+    void start();
+    void throw_if_failed();
+    [[nodiscard]] bool wants_to_read() const noexcept;
+    void on_delivery(const relay::Delivery& delivery);
+    void account();
+    void update_gauges(std::chrono::steady_clock::time_point now);
+    prometheus::Counter& published_counter(std::string_view topic);
+    End finish();
+
+    // relay::Observer
+    void dead_lettered(const CommitInfo& txn, const Rejection& why) override;
+    void refused_stopping(const CommitInfo& txn, const Rejection& why) override;
+
+    SessionContext ctx_;
+    std::optional<pg::ReplicationStream> stream_;
+    std::optional<kafka::Publisher> publisher_;
+    std::optional<relay::Pipeline> pipeline_;
+    pgoutput::Decoder decoder_;  // reuses its tuple buffers: no allocation per row
+    relay::PipelineCounters counted_;  // what account() has already added to stats and metrics
+    const char* last_topic_ = nullptr;  // the sink's stable name of the last published topic
+    prometheus::Counter* last_topic_counter_ = nullptr;
+    std::unordered_map<std::string, prometheus::Counter*> published_counters_;
+    std::uint64_t wal_bytes_counted_ = 0;
+};
+
+}  // namespace outbox::app
