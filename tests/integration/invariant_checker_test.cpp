@@ -24,6 +24,7 @@
 #include "support/kafka_consumer.h"
 #include "support/kcat.h"
 #include "support/mock_kafka.h"
+#include "support/outbox_table.h"
 #include "support/pg_cluster.h"
 #include "support/wait.h"
 #include "support/workload.h"
@@ -318,7 +319,7 @@ TEST_SUITE("invariant_checker") {
     TEST_CASE("workload: committed and rolled-back events are recorded exactly") {
         PgCluster pg;
         auto conn = pg.connect();
-        conn.exec(outbox_table_ddl());
+        conn.exec(outbox_ddl());
         // A test_decoding slot shows the commit order the WAL really has.
         conn.exec("SELECT pg_create_logical_replication_slot('workload_check', 'test_decoding')");
 

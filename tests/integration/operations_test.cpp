@@ -18,6 +18,7 @@
 #include "support/http_client.h"
 #include "support/kcat.h"
 #include "support/mock_kafka.h"
+#include "support/outbox_table.h"
 #include "support/pg_cluster.h"
 #include "support/process.h"
 #include "support/relay_process.h"
@@ -28,11 +29,6 @@ using namespace outbox;
 using namespace outbox::test;
 
 namespace {
-
-constexpr const char* kOutboxDdl =
-    "CREATE TABLE outbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype text, aggregateid "
-    "text, "
-    "type text, payload jsonb)";
 
 std::string base_config(const PgCluster& pg, const MockKafka& kafka, const std::string& metrics_listen) {
     return "postgres:\n  dsn: \"" + pg.tcp_dsn() +
@@ -50,7 +46,7 @@ std::string base_config(const PgCluster& pg, const MockKafka& kafka, const std::
 TEST_CASE("operations: /metrics, /healthz and /readyz tell what the relay is doing") {
     PgCluster pg;
     MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec(kOutboxDdl);
+    pg.exec(outbox_ddl());
     const int port = free_tcp_port();
     RelayProcess relay(pg.run_dir(), base_config(pg, kafka, "127.0.0.1:" + std::to_string(port)));
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
@@ -121,7 +117,7 @@ TEST_CASE("operations: /metrics, /healthz and /readyz tell what the relay is doi
 TEST_CASE("operations: systemd gets READY=1, periodic WATCHDOG=1, RELOADING=1 around SIGHUP and STOPPING=1") {
     PgCluster pg;
     MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec(kOutboxDdl);
+    pg.exec(outbox_ddl());
     const std::string socket_path = pg.run_dir() + "/notify.sock";
     const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     REQUIRE(fd >= 0);
@@ -183,7 +179,7 @@ TEST_CASE("operations: systemd gets READY=1, periodic WATCHDOG=1, RELOADING=1 ar
 TEST_CASE("operations: passwords never reach a log line") {
     PgCluster pg;
     MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec(kOutboxDdl);
+    pg.exec(outbox_ddl());
     const std::string secret = "S3cr3t-Pa55word-xyz";
     pg.exec("CREATE ROLE relay_user WITH LOGIN REPLICATION PASSWORD '" + secret + "'");
     pg.exec("ALTER TABLE outbox OWNER TO relay_user");
@@ -245,7 +241,7 @@ TEST_CASE("operations: passwords never reach a log line") {
 TEST_CASE("operations: a real Prometheus server scrapes the relay while events flow") {
     PgCluster pg;
     MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec(kOutboxDdl);
+    pg.exec(outbox_ddl());
     const int relay_port = free_tcp_port();
     RelayProcess relay(pg.run_dir(), base_config(pg, kafka, "127.0.0.1:" + std::to_string(relay_port)));
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));

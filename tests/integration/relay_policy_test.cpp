@@ -8,6 +8,7 @@
 #include "common/lsn.h"
 #include "support/kcat.h"
 #include "support/mock_kafka.h"
+#include "support/outbox_table.h"
 #include "support/pg_cluster.h"
 #include "support/process.h"
 #include "support/relay_process.h"
@@ -18,10 +19,6 @@ using namespace outbox;
 using namespace outbox::test;
 
 namespace {
-
-constexpr const char* kOutboxDdl =
-    "CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload "
-    "jsonb)";
 
 std::string relay_config(const PgCluster& pg, const MockKafka& kafka, const std::string& on_invalid,
                          const std::string& dbname = "postgres") {
@@ -70,7 +67,7 @@ TEST_CASE(
     "relay: a NULL aggregate type and a payload over the message size limit go to the dead-letter topic") {
     PgCluster pg;
     MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec(kOutboxDdl);
+    pg.exec(outbox_ddl());
     RelayProcess relay(pg.run_dir(), relay_config(pg, kafka, "dead_letter"));
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
     insert(pg, kGood1, "'order'", "'{\"n\": 1}'");
@@ -117,7 +114,7 @@ TEST_CASE(
 TEST_CASE("relay: with on_invalid: stop the relay stops at a bad row and confirms nothing past it") {
     PgCluster pg;
     MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec(kOutboxDdl);
+    pg.exec(outbox_ddl());
     RelayProcess relay(pg.run_dir(), relay_config(pg, kafka, "stop"));
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
     insert(pg, kGood1, "'order'", "'{\"n\": 1}'");
@@ -199,7 +196,7 @@ TEST_CASE("relay: text from a LATIN1 database reaches Kafka as UTF-8") {
     PgCluster pg;
     MockKafka kafka(pg.run_dir() + "/kafka", 1);
     pg.exec("CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'");
-    pg.exec(kOutboxDdl, "latin");
+    pg.exec(outbox_ddl(), "latin");
     RelayProcess relay(pg.run_dir(), relay_config(pg, kafka, "dead_letter", "latin"));
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
     // 'café' written as LATIN1 bytes (0xE9 is e-acute in LATIN1), whatever the session's encoding.
@@ -225,7 +222,7 @@ TEST_CASE("relay: bytes that are not UTF-8 in a SQL_ASCII database go to the dea
     PgCluster pg;
     MockKafka kafka(pg.run_dir() + "/kafka", 1);
     pg.exec("CREATE DATABASE ascii TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'");
-    pg.exec(kOutboxDdl, "ascii");
+    pg.exec(outbox_ddl(), "ascii");
     RelayProcess relay(pg.run_dir(), relay_config(pg, kafka, "dead_letter", "ascii"));
     REQUIRE(relay.wait_for_log("streaming from slot", 30s));
     // 'caf' + 0xE9: a LATIN1 e-acute stored unchecked, not UTF-8.

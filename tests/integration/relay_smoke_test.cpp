@@ -5,6 +5,7 @@
 
 #include "support/kcat.h"
 #include "support/mock_kafka.h"
+#include "support/outbox_table.h"
 #include "support/pg_cluster.h"
 #include "support/relay_process.h"
 #include "support/wait.h"
@@ -16,9 +17,7 @@ using namespace outbox::test;
 TEST_CASE("relay: events from committed transactions reach Kafka with key, value and headers") {
     PgCluster pg;
     MockKafka kafka(pg.run_dir() + "/kafka", 3);
-    pg.exec(
-        "CREATE TABLE outbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype text, "
-        "aggregateid text, type text, payload jsonb)");
+    pg.exec(outbox_ddl());
     const std::string config =
         "postgres:\n  dsn: \"" + pg.tcp_dsn() +
         "\"\n  status_interval: 1s\noutbox:\n  table: public.outbox\n  headers: [type]\n"

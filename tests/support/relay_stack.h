@@ -25,6 +25,7 @@
 #include "support/invariant_checker.h"
 #include "support/kafka_consumer.h"
 #include "support/mock_kafka.h"
+#include "support/outbox_table.h"
 #include "support/pg_cluster.h"
 #include "support/workload.h"
 
@@ -95,7 +96,7 @@ struct Stack {
         : pg(std::move(options.pg)),
           kafka(pg.run_dir() + "/kafka", 3),
           consumer(TopicConsumerOptions{.bootstrap = kafka.bootstrap(), .keep_values = options.keep_values}) {
-        pg.exec(std::string(kOutboxTableDdl));
+        pg.exec(outbox_ddl());
     }
 
     // When the scenario started (its row in the report gives the seconds since).
