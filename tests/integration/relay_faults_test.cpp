@@ -52,8 +52,7 @@ TEST_CASE(
     "relay: 10,000 events over 50 aggregates, transactions of 1-500 rows with rollbacks, arrive exactly once "
     "in key order") {
     Stack s;
-    RelayProcess relay(s.pg.run_dir(), s.config());
-    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    s.streaming_relay();
     Workload workload(s.pg, WorkloadOptions{.sessions = 4,
                                             .target_events = 10000,
                                             .min_rows = 1,
@@ -72,52 +71,32 @@ TEST_CASE(
     CHECK(verdict.duplicates == 0);
     CHECK(verdict.order_violations == 0);
     CHECK(verdict.delivered_unique == 10000);
-    CHECK(relay.terminate() == 0);
 }
 
 TEST_CASE("relay: SIGTERM during load, then restart: nothing lost, zero duplicates") {
-    Stack s;
-    RelayProcess relay(s.pg.run_dir(), s.config());
-    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
-    // Runs until stopped, so that every signal lands while transactions are committing.
-    Workload workload(s.pg, WorkloadOptions{.sessions = 3,
-                                            .target_events = 0,
-                                            .min_rows = 1,
-                                            .max_rows = 20,
-                                            .aggregates = 30,
-                                            .rollback_ratio = 0.1,
-                                            .seed = 11,
-                                            .pause_between_txns = 10ms});
-    workload.start();
+    // The load runs until stopped, so that every signal lands while transactions are committing;
+    // the rounds wait for their own counts.
+    LoadedStack s({}, steady_load(11), 0);
     for (int round = 1; round <= 2; ++round) {
         REQUIRE(s.consumer.wait_for_count(static_cast<std::size_t>(1500 * round), 60s));
-        CHECK(workload.running());
-        CHECK(relay.terminate() == 0);
-        CHECK(relay.log().find("stopped; confirmed") != std::string::npos);
-        relay.start();
-        REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+        CHECK(s.workload.running());
+        CHECK(s.relay.terminate() == 0);
+        CHECK(s.relay.log().find("stopped; confirmed") != std::string::npos);
+        s.relay.start();
+        REQUIRE(s.relay.wait_streaming());
     }
     REQUIRE(s.consumer.wait_for_count(4000, 60s));
-    const Verdict verdict = finish(s, workload, "SIGTERM x2, restart", std::nullopt).verdict;
+    const Verdict verdict = finish(s, s.workload, "SIGTERM x2, restart", std::nullopt).verdict;
     CHECK(verdict.duplicates == 0);
-    CHECK(relay.terminate() == 0);
 }
 
 TEST_CASE(
     "relay: kill -9 at random points during load, ten times: zero loss, duplicates only after the confirmed "
     "LSN") {
-    Stack s;
-    RelayProcess relay(s.pg.run_dir(), s.config());
-    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
-    Workload workload(s.pg, WorkloadOptions{.sessions = 3,
-                                            .target_events = 0,
-                                            .min_rows = 1,
-                                            .max_rows = 30,
-                                            .aggregates = 40,
-                                            .rollback_ratio = 0.1,
-                                            .seed = 23,
-                                            .pause_between_txns = 10ms});
-    workload.start();
+    WorkloadOptions load = steady_load(23);
+    load.max_rows = 30;
+    load.aggregates = 40;
+    LoadedStack s({}, load, 0);  // each kill waits for its own count
     std::mt19937 rng(20261125);
     std::vector<Lsn> confirmed_at_kill;
     std::size_t threshold = 0;
@@ -128,53 +107,39 @@ TEST_CASE(
         // A random point: after a random number of further events reached Kafka.
         threshold += std::uniform_int_distribution<std::size_t>(300, 1200)(rng);
         REQUIRE(s.consumer.wait_for_count(threshold, 60s));
-        CHECK(workload.running());
-        relay.kill9();
+        CHECK(s.workload.running());
+        s.relay.kill9();
         confirmed_at_kill.push_back(s.slot_confirmed());  // nothing moves it while the relay is dead
-        relay.start();
-        REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+        s.relay.start();
+        REQUIRE(s.relay.wait_streaming());
     }
-    const Verdict verdict = finish(s, workload, "kill -9 x" + std::to_string(kills) + " at random points",
+    const Verdict verdict = finish(s, s.workload, "kill -9 x" + std::to_string(kills) + " at random points",
                                    *std::min_element(confirmed_at_kill.begin(), confirmed_at_kill.end()))
                                 .verdict;
     CHECK(verdict.lost == 0);
     CHECK(copies_beyond_allowed(s.consumer.records(), confirmed_at_kill) == 0);
-    CHECK(relay.terminate() == 0);
 }
 
 TEST_CASE(
     "relay: all brokers down longer than message.timeout.ms during load: the slot holds, then nothing is "
     "lost") {
-    Stack s;
-    RelayProcess relay(s.pg.run_dir(), s.config("    message.timeout.ms: 2000\n"));
-    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
-    Workload workload(s.pg, WorkloadOptions{.sessions = 2,
-                                            .target_events = 0,
-                                            .min_rows = 1,
-                                            .max_rows = 10,
-                                            .aggregates = 20,
-                                            .rollback_ratio = 0.1,
-                                            .seed = 5,
-                                            .pause_between_txns = 20ms});
-    workload.start();
-    REQUIRE(s.consumer.wait_for_count(500, 60s));
+    LoadedStack s({.kafka_properties = {{"message.timeout.ms", "2000"}}}, background_load(5), 500);
     s.kafka.all_down();
     // Acknowledgements already on their way may still land. Once a delivery has timed out, the
     // relay dropped its session (confirming nothing more) and nothing can be acknowledged.
-    REQUIRE(relay.wait_for_log("Kafka delivery failed", 30s));
+    REQUIRE(s.relay.wait_for_log("Kafka delivery failed", 30s));
     // The next session holds the slot only after the old walsender let go of it, so by then the
     // old connection's last status update has been applied.
-    REQUIRE(wait_until([&] { return count_of(relay.log(), "streaming from slot") >= 2; }, 30s));
+    REQUIRE(wait_until([&] { return count_of(s.relay.log(), kStreamingLine) >= 2; }, 30s));
     const Lsn held = s.slot_confirmed();
     // Six seconds: three times message.timeout.ms. Deliveries keep timing out, the relay keeps
     // restarting its session, and the slot does not move past anything unacknowledged.
     CHECK(holds_for([&] { return s.slot_confirmed() == held; }, 6s));
-    CHECK(workload.running());
+    CHECK(s.workload.running());
     s.kafka.all_up();
     const std::size_t before_up = s.consumer.size();
     REQUIRE(s.consumer.wait_for_count(before_up + 500, 90s));
-    const Verdict verdict = finish(s, workload, "all brokers down", held).verdict;
+    const Verdict verdict = finish(s, s.workload, "all brokers down", held).verdict;
     CHECK(verdict.lost == 0);
     CHECK(s.slot_confirmed() > held);
-    CHECK(relay.terminate() == 0);
 }
