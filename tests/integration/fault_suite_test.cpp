@@ -170,15 +170,16 @@ std::size_t copies_beyond_allowed(const std::vector<KafkaRecord>& records,
 // delivered: the events are lost in the mock only. With 5 in flight, 5 of 11 runs lost 1-4 events
 // and in each the loss equalled the "implicitly acked" count; with 1 in flight, 0 of 8 lost any.
 // librdkafka's "eos" debug context is on so that the test can assert the signature never occurs.
-const RelayConfig kMockSafeProducer{
-    .kafka_properties = {{"max.in.flight.requests.per.connection", "1"}, {"debug", "eos"}},
-    .log_level = "debug"};
+RelayConfig mock_safe_producer() {
+    return RelayConfig{.kafka_properties = {{"max.in.flight.requests.per.connection", "1"}, {"debug", "eos"}},
+                       .log_level = "debug"};
+}
 constexpr const char* kImplicitAck = "implicitly acked by subsequent batch success";
 
 TEST_CASE(
     "faults: retriable produce errors (NOT_LEADER, NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT) are retried "
     "without loss or duplicates") {
-    LoadedStack s(kMockSafeProducer, steady_load(101), 500);
+    LoadedStack s(mock_safe_producer(), steady_load(101), 500);
     for (int round = 0; round < 4; ++round) {
         // One error per Produce request, to whichever broker gets it next.
         s.kafka.push_errors(0, {6, 19, 7, 6, 19, 7});
@@ -598,8 +599,8 @@ TEST_CASE("faults: PREPARE TRANSACTION then COMMIT PREPARED arrives, ROLLBACK PR
 TEST_CASE(
     "faults: idempotent producer errors (INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE, "
     "UNKNOWN_PRODUCER_ID): nothing lost") {
-    // One request in flight: see kMockSafeProducer (scenario 1).
-    LoadedStack s(kMockSafeProducer, steady_load(1313), 500);
+    // One request in flight: see mock_safe_producer() (scenario 1).
+    LoadedStack s(mock_safe_producer(), steady_load(1313), 500);
     std::optional<Lsn> replay_from;
     for (const int error : {47, 45, 59}) {
         replay_from = min_lsn(replay_from, s.slot_confirmed());

@@ -20,8 +20,10 @@ using namespace outbox::test;
 namespace {
 
 // The outbox table with a column of each type the decoder must render exactly.
-const std::string kOutboxDdl = outbox_ddl(OutboxTable{
-    .extra_columns = {"seq int NOT NULL", "data bytea", "uid uuid", "at timestamptz", "note text"}});
+std::string typed_outbox_ddl() {
+    return outbox_ddl(OutboxTable{
+        .extra_columns = {"seq int NOT NULL", "data bytea", "uid uuid", "at timestamptz", "note text"}});
+}
 
 pg::ReplicationOptions options_for(const std::string& dsn) {
     pg::ReplicationOptions o;
@@ -64,7 +66,7 @@ void copy_rows(pg::Connection& conn, const std::string& copy_sql, const std::str
 
 TEST_CASE("replication: exactly the committed rows arrive, in commit order, with exact values") {
     PgCluster pg;
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     pg.exec("CREATE TABLE other (x int)");  // not published
     pg::ReplicationStream stream(options_for(pg.tcp_dsn()));
     stream.start();
@@ -148,7 +150,7 @@ TEST_CASE("replication: exactly the committed rows arrive, in commit order, with
 
 TEST_CASE("replication: ALTER TABLE ADD COLUMN between inserts is decoded with the new shape (unix socket)") {
     PgCluster pg;
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     pg::ReplicationStream stream(options_for(pg.unix_dsn()));
     stream.start();
     ReplicationReader reader(stream);
@@ -176,7 +178,7 @@ TEST_CASE(
     "replication: the slot never passes what the client confirmed, idle slots advance, fast stop does not "
     "hang") {
     PgCluster pg;
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     pg.exec("CREATE TABLE other (x int)");
     pg::ReplicationStream stream(options_for(pg.tcp_dsn()));
     stream.start();
@@ -235,7 +237,7 @@ TEST_CASE(
 
 TEST_CASE("replication: keepalives that request a reply are answered under a short wal_sender_timeout") {
     PgCluster pg(PgClusterOptions{.wal_sender_timeout = 2s});
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     auto options = options_for(pg.tcp_dsn());
     options.status_interval = 60s;  // only the replies to keepalives keep the connection alive
     pg::ReplicationStream stream(options);
@@ -253,7 +255,7 @@ TEST_CASE("replication: keepalives that request a reply are answered under a sho
 
 TEST_CASE("replication: missing publication, slot or table is a clear configuration error") {
     PgCluster pg;
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     pg.exec("CREATE TABLE audit (x int)");
     auto options = options_for(pg.tcp_dsn());
     options.create_publication = false;
@@ -294,7 +296,7 @@ TEST_CASE("replication: missing publication, slot or table is a clear configurat
 
 TEST_CASE("replication: a second client on an active slot gets a transient 'active' error") {
     PgCluster pg;
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     pg::ReplicationStream first(options_for(pg.tcp_dsn()));
     first.start();
     pg::ReplicationStream second(options_for(pg.tcp_dsn()));
@@ -310,7 +312,7 @@ TEST_CASE("replication: a second client on an active slot gets a transient 'acti
 
 TEST_CASE("replication: outbox-relay-dump prints decoded messages as JSON lines and stops at --endpos") {
     PgCluster pg;
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     const std::string dump = std::string(OUTBOX_BUILD_DIR) + "/outbox-relay-dump";
     // Create the slot first (it decodes only what commits after it exists).
     std::string out;

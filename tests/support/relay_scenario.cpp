@@ -39,7 +39,8 @@ std::string RelayConfig::yaml() const {
     y += "kafka:\n  bootstrap_servers: " + quoted(bootstrap_servers) + "\n";
     if (!kafka_properties.empty()) {
         y += "  properties:\n";
-        for (const auto& [key, value] : kafka_properties) y += "    " + key + ": " + value + "\n";
+        for (const auto& [key, value] : kafka_properties)
+            y.append("    ").append(key).append(": ").append(value) += '\n';
     }
 
     if (max_inflight_events || max_inflight_bytes) y += "limits:\n";
@@ -73,8 +74,8 @@ RelayConfig RelayScenario::config(RelayConfig config) const {
 }
 
 RelayProcess& RelayScenario::launch_relay(const RelayConfig& config, std::map<std::string, std::string> env,
-                                          std::string run_dir) {
-    relays_.push_back(std::make_unique<RelayProcess>(run_dir.empty() ? pg.run_dir() : std::move(run_dir),
+                                          const std::string& run_dir) {
+    relays_.push_back(std::make_unique<RelayProcess>(run_dir.empty() ? pg.run_dir() : run_dir,
                                                      this->config(config).yaml(), std::move(env)));
     return *relays_.back();
 }

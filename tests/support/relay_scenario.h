@@ -87,7 +87,7 @@ public:
     // Starts a relay on config(`config`) (files in `run_dir`, by default the cluster's) and
     // returns it. The scenario owns it: stop_relays() or the destructor ends it.
     RelayProcess& launch_relay(const RelayConfig& config = {}, std::map<std::string, std::string> env = {},
-                               std::string run_dir = {});
+                               const std::string& run_dir = {});
     // launch_relay(), then REQUIREs that it streams from its slot within 30 s.
     RelayProcess& streaming_relay(const RelayConfig& config = {});
     // SIGTERM to every relay still running; CHECKs that each exits 0 (a clean stop).
