@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "support/mock_kafka.h"
+#include "support/outbox_table.h"
 #include "support/pg_cluster.h"
 #include "support/process.h"
 #include "support/wait.h"
@@ -55,10 +56,10 @@ TEST_CASE("harness: PostgreSQL runs with logical decoding and a pgoutput slot de
     CHECK(std::stoi(*pg.query_value("SHOW max_wal_senders")) >= 16);
     CHECK(pg.query_value("SHOW server_version_num")->substr(0, 2) == "15");
 
-    pg.exec("CREATE TABLE outbox (id bigserial PRIMARY KEY, payload text)");
+    pg.exec(outbox_ddl());
     pg.exec("CREATE PUBLICATION harness FOR TABLE outbox WITH (publish = 'insert')");
     pg.exec("SELECT pg_create_logical_replication_slot('harness', 'pgoutput')");
-    pg.exec("INSERT INTO outbox (payload) VALUES ('one'), ('two')");
+    pg.exec("INSERT INTO outbox (payload) VALUES ('{\"n\": 1}'), ('{\"n\": 2}')");
     // Begin, Relation, Insert, Insert, Commit.
     CHECK(pg.query_value("SELECT count(*) FROM pg_logical_slot_peek_binary_changes('harness', NULL, NULL, "
                          "'proto_version', '1', 'publication_names', 'harness')") == "5");

@@ -21,6 +21,7 @@
 #include "support/pg_cluster.h"
 #include "support/process.h"
 #include "support/relay_process.h"
+#include "support/relay_scenario.h"
 #include "support/wait.h"
 
 using namespace std::chrono_literals;
@@ -29,31 +30,18 @@ using namespace outbox::test;
 
 namespace {
 
-constexpr const char* kOutboxDdl =
-    "CREATE TABLE outbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype text, aggregateid "
-    "text, "
-    "type text, payload jsonb)";
-
-std::string base_config(const PgCluster& pg, const MockKafka& kafka, const std::string& metrics_listen) {
-    return "postgres:\n  dsn: \"" + pg.tcp_dsn() +
-           "\"\n  status_interval: 1s\n"
-           "outbox:\n  table: public.outbox\n"
-           "kafka:\n  bootstrap_servers: \"" +
-           kafka.bootstrap() +
-           "\"\n"
-           "metrics:\n  listen: \"" +
-           metrics_listen + "\"\n";
+// The relay as these tests run it: no Kafka headers, metrics served on `metrics_listen` ("": none).
+RelayConfig operations_config(const std::string& metrics_listen = "") {
+    return RelayConfig{.headers = {}, .metrics_listen = metrics_listen};
 }
 
 }  // namespace
 
 TEST_CASE("operations: /metrics, /healthz and /readyz tell what the relay is doing") {
-    PgCluster pg;
-    MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec(kOutboxDdl);
+    RelayScenario s;
+    PgCluster& pg = s.pg;
     const int port = free_tcp_port();
-    RelayProcess relay(pg.run_dir(), base_config(pg, kafka, "127.0.0.1:" + std::to_string(port)));
-    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    RelayProcess& relay = s.streaming_relay(operations_config("127.0.0.1:" + std::to_string(port)));
     for (int i = 0; i < 25; ++i) {
         pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, payload) VALUES ('order', 'o-" +
                 std::to_string(i) + "', '{}')");
@@ -119,10 +107,8 @@ TEST_CASE("operations: /metrics, /healthz and /readyz tell what the relay is doi
 }
 
 TEST_CASE("operations: systemd gets READY=1, periodic WATCHDOG=1, RELOADING=1 around SIGHUP and STOPPING=1") {
-    PgCluster pg;
-    MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec(kOutboxDdl);
-    const std::string socket_path = pg.run_dir() + "/notify.sock";
+    RelayScenario s;
+    const std::string socket_path = s.pg.run_dir() + "/notify.sock";
     const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     REQUIRE(fd >= 0);
     sockaddr_un addr{};
@@ -142,8 +128,8 @@ TEST_CASE("operations: systemd gets READY=1, periodic WATCHDOG=1, RELOADING=1 ar
         return std::count_if(messages.begin(), messages.end(),
                              [&](const std::string& m) { return m.find(text) != std::string::npos; });
     };
-    RelayProcess relay(pg.run_dir(), base_config(pg, kafka, ""),
-                       {{"NOTIFY_SOCKET", socket_path}, {"WATCHDOG_USEC", "400000"}});
+    RelayProcess& relay =
+        s.launch_relay(operations_config(), {{"NOTIFY_SOCKET", socket_path}, {"WATCHDOG_USEC", "400000"}});
     CHECK(wait_until(
         [&] {
             drain();
@@ -152,8 +138,10 @@ TEST_CASE("operations: systemd gets READY=1, periodic WATCHDOG=1, RELOADING=1 ar
         30s));
 
     // SIGHUP re-reads the file: RELOADING=1, then READY=1; the log level applies at once.
-    std::ofstream(relay.config_path(), std::ios::trunc)
-        << base_config(pg, kafka, "") << "log:\n  level: debug\n  format: json\n";
+    RelayConfig reloaded = s.config(operations_config());
+    reloaded.log_level = "debug";
+    reloaded.log_format = "json";
+    std::ofstream(relay.config_path(), std::ios::trunc) << reloaded.yaml();
     ::kill(relay.pid(), SIGHUP);
     CHECK(wait_until(
         [&] {
@@ -181,9 +169,8 @@ TEST_CASE("operations: systemd gets READY=1, periodic WATCHDOG=1, RELOADING=1 ar
 }
 
 TEST_CASE("operations: passwords never reach a log line") {
-    PgCluster pg;
-    MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec(kOutboxDdl);
+    RelayScenario s;
+    PgCluster& pg = s.pg;
     const std::string secret = "S3cr3t-Pa55word-xyz";
     pg.exec("CREATE ROLE relay_user WITH LOGIN REPLICATION PASSWORD '" + secret + "'");
     pg.exec("ALTER TABLE outbox OWNER TO relay_user");
@@ -198,35 +185,24 @@ TEST_CASE("operations: passwords never reach a log line") {
     std::ofstream(password_file) << secret << "\n";
     const std::string dsn_with_password =
         "postgresql://relay_user:" + secret + "@127.0.0.1:" + std::to_string(pg.port()) + "/postgres";
-    std::string config = "postgres:\n  dsn: \"" + dsn_with_password +
-                         "\"\n"
-                         "outbox:\n  table: public.outbox\n"
-                         "kafka:\n  bootstrap_servers: \"" +
-                         kafka.bootstrap() +
-                         "\"\n"
-                         "metrics:\n  listen: \"\"\nlog:\n  level: debug\n";
-    RelayProcess relay(pg.run_dir(), config);
-    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    RelayConfig config = operations_config();
+    config.dsn = dsn_with_password;
+    config.status_interval = std::nullopt;
+    config.log_level = "debug";
+    RelayProcess& relay = s.streaming_relay(config);
     pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, payload) VALUES ('order', 'o-1', '{}')");
-    CHECK(
-        wait_until([&] { return kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 5s).size() == 1; },
-                   20s, 200ms));
+    CHECK(wait_until(
+        [&] { return kcat_consume_all(s.kafka.bootstrap(), "outbox.event.order", 5s).size() == 1; }, 20s,
+        200ms));
     relay.terminate();
 
     // The same with the password in a file and a wrong one in the DSN: a failed login is logged.
-    const std::string config2 = "postgres:\n  dsn: \"host=127.0.0.1 port=" + std::to_string(pg.port()) +
-                                " user=relay_user dbname=postgres password=wrong-" + secret +
-                                "\"\n"
-                                "  password_file: " +
-                                password_file +
-                                "\n"
-                                "outbox:\n  table: public.outbox\n"
-                                "kafka:\n  bootstrap_servers: \"" +
-                                kafka.bootstrap() +
-                                "\"\n"
-                                "metrics:\n  listen: \"\"\nlog:\n  level: debug\n  format: json\n";
-    RelayProcess relay2(pg.run_dir(), config2);
-    REQUIRE(relay2.wait_for_log("streaming from slot", 30s));  // password_file wins over the DSN
+    RelayConfig config2 = config;
+    config2.dsn = "host=127.0.0.1 port=" + std::to_string(pg.port()) +
+                  " user=relay_user dbname=postgres password=wrong-" + secret;
+    config2.password_file = password_file;
+    config2.log_format = "json";
+    RelayProcess& relay2 = s.streaming_relay(config2);  // password_file wins over the DSN
     relay2.terminate();
 
     const std::string log = relay.log();
@@ -243,12 +219,10 @@ TEST_CASE("operations: passwords never reach a log line") {
 }
 
 TEST_CASE("operations: a real Prometheus server scrapes the relay while events flow") {
-    PgCluster pg;
-    MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec(kOutboxDdl);
+    RelayScenario s;
+    PgCluster& pg = s.pg;
     const int relay_port = free_tcp_port();
-    RelayProcess relay(pg.run_dir(), base_config(pg, kafka, "127.0.0.1:" + std::to_string(relay_port)));
-    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    RelayProcess& relay = s.streaming_relay(operations_config("127.0.0.1:" + std::to_string(relay_port)));
 
     const std::string dir = pg.run_dir() + "/prometheus";
     std::filesystem::create_directories(dir + "/data");

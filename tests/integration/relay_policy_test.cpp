@@ -11,6 +11,7 @@
 #include "support/pg_cluster.h"
 #include "support/process.h"
 #include "support/relay_process.h"
+#include "support/relay_scenario.h"
 #include "support/wait.h"
 
 using namespace std::chrono_literals;
@@ -19,21 +20,9 @@ using namespace outbox::test;
 
 namespace {
 
-constexpr const char* kOutboxDdl =
-    "CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload "
-    "jsonb)";
-
-std::string relay_config(const PgCluster& pg, const MockKafka& kafka, const std::string& on_invalid,
-                         const std::string& dbname = "postgres") {
-    return "postgres:\n  dsn: \"" + pg.tcp_dsn(dbname) +
-           "\"\n  status_interval: 500ms\n"
-           "outbox:\n  table: public.outbox\n  headers: [type]\n  on_invalid: " +
-           on_invalid +
-           "\n"
-           "kafka:\n  bootstrap_servers: \"" +
-           kafka.bootstrap() +
-           "\"\n"
-           "metrics:\n  listen: \"\"\n";
+// The relay as these tests run it: status updates every 500 ms, bad rows handled by `on_invalid`.
+RelayConfig policy_config(RelayConfig::OnInvalid on_invalid) {
+    return RelayConfig{.status_interval = 500ms, .on_invalid = on_invalid};
 }
 
 std::string header(const KafkaRecord& r, const std::string& name) {
@@ -49,15 +38,6 @@ void insert(const PgCluster& pg, const std::string& id, const std::string& type_
             ")");
 }
 
-Lsn slot_lsn(const PgCluster& pg) {
-    return *Lsn::parse(*pg.query_value(
-        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'outbox_relay'"));
-}
-
-Lsn insert_lsn(const PgCluster& pg) {
-    return *Lsn::parse(*pg.query_value("SELECT pg_current_wal_insert_lsn()::text"));
-}
-
 const std::string kGood1 = "00000000-0000-0000-0000-000000000001";
 const std::string kNullType = "00000000-0000-0000-0000-000000000002";
 const std::string kHuge = "00000000-0000-0000-0000-000000000003";
@@ -68,24 +48,16 @@ const std::string kHugePayload = "jsonb_build_object('blob', repeat('x', 1500000
 
 TEST_CASE(
     "relay: a NULL aggregate type and a payload over the message size limit go to the dead-letter topic") {
-    PgCluster pg;
-    MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec(kOutboxDdl);
-    RelayProcess relay(pg.run_dir(), relay_config(pg, kafka, "dead_letter"));
-    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
-    insert(pg, kGood1, "'order'", "'{\"n\": 1}'");
-    insert(pg, kNullType, "NULL", "'{\"n\": 2}'");
-    insert(pg, kHuge, "'order'", kHugePayload);
-    insert(pg, kGood2, "'order'", "'{\"n\": 4}'");
-    const Lsn end = insert_lsn(pg);
+    RelayScenario s;
+    RelayProcess& relay = s.streaming_relay(policy_config(RelayConfig::OnInvalid::DeadLetter));
+    insert(s.pg, kGood1, "'order'", "'{\"n\": 1}'");
+    insert(s.pg, kNullType, "NULL", "'{\"n\": 2}'");
+    insert(s.pg, kHuge, "'order'", kHugePayload);
+    insert(s.pg, kGood2, "'order'", "'{\"n\": 4}'");
+    const Lsn end = s.wal_insert_lsn();
 
-    std::vector<KafkaRecord> dead;
-    REQUIRE(wait_until(
-        [&] {
-            dead = kcat_consume_all(kafka.bootstrap(), "outbox.dead_letter", 10s);
-            return dead.size() >= 2;
-        },
-        30s, 200ms));
+    const std::vector<KafkaRecord> dead = s.wait_for_records("outbox.dead_letter", 2);
+    REQUIRE(dead.size() >= 2);
     CHECK(dead.size() == 2);
     std::map<std::string, KafkaRecord> by_id;
     for (const auto& r : dead) by_id[header(r, "id")] = r;
@@ -104,45 +76,42 @@ TEST_CASE(
     CHECK(std::stoul(header(huge, "outbox-payload-bytes")) > 1500000);
     CHECK_FALSE(huge.value.has_value());
 
-    const auto good = kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 10s);
+    const auto good = kcat_consume_all(s.kafka.bootstrap(), "outbox.event.order", 10s);
     REQUIRE(good.size() == 2);
     CHECK(header(good[0], "id") != header(good[1], "id"));
     // Handled events are confirmed like delivered ones: the slot moves past all four.
-    CHECK(wait_until([&] { return slot_lsn(pg) >= end; }, 20s));
+    CHECK(wait_until([&] { return s.slot_confirmed() >= end; }, 20s));
     CHECK(relay.log().find("sent to dead-letter topic \"outbox.dead_letter\" (null_value)") !=
           std::string::npos);
     CHECK(relay.terminate() == 0);
 }
 
 TEST_CASE("relay: with on_invalid: stop the relay stops at a bad row and confirms nothing past it") {
-    PgCluster pg;
-    MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec(kOutboxDdl);
-    RelayProcess relay(pg.run_dir(), relay_config(pg, kafka, "stop"));
-    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
-    insert(pg, kGood1, "'order'", "'{\"n\": 1}'");
-    const Lsn after_good = insert_lsn(pg);
-    insert(pg, kNullType, "NULL", "'{\"n\": 2}'");
-    insert(pg, kGood2, "'order'", "'{\"n\": 4}'");
+    RelayScenario s;
+    RelayProcess& relay = s.streaming_relay(policy_config(RelayConfig::OnInvalid::Stop));
+    insert(s.pg, kGood1, "'order'", "'{\"n\": 1}'");
+    const Lsn after_good = s.wal_insert_lsn();
+    insert(s.pg, kNullType, "NULL", "'{\"n\": 2}'");
+    insert(s.pg, kGood2, "'order'", "'{\"n\": 4}'");
 
     const auto code = relay.wait_exit(60s);
     REQUIRE(code.has_value());
     CHECK(*code == 78);
     INFO(relay.log());
     CHECK(relay.log().find("stopped by on_invalid: stop: null_value") != std::string::npos);
-    const Lsn confirmed = slot_lsn(pg);
+    const Lsn confirmed = s.slot_confirmed();
     CHECK(confirmed <= after_good);
-    const auto good = kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 10s);
+    const auto good = kcat_consume_all(s.kafka.bootstrap(), "outbox.event.order", 10s);
     REQUIRE(good.size() == 1);
     CHECK(header(good[0], "id") == kGood1);
-    CHECK(kcat_consume_all(kafka.bootstrap(), "outbox.dead_letter", 5s).empty());
+    CHECK(kcat_consume_all(s.kafka.bootstrap(), "outbox.dead_letter", 5s).empty());
 
     // Started again, it stops at the same row: nothing was skipped.
     relay.start();
     const auto again = relay.wait_exit(60s);
     REQUIRE(again.has_value());
     CHECK(*again == 78);
-    CHECK(slot_lsn(pg) == confirmed);
+    CHECK(s.slot_confirmed() == confirmed);
 }
 
 TEST_CASE("relay: bad configuration files exit non-zero naming the key and the line") {
@@ -196,24 +165,15 @@ TEST_CASE("relay: bad configuration files exit non-zero naming the key and the l
 // and the server does not convert them, so the relay itself must refuse what is not UTF-8.
 
 TEST_CASE("relay: text from a LATIN1 database reaches Kafka as UTF-8") {
-    PgCluster pg;
-    MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec("CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'");
-    pg.exec(kOutboxDdl, "latin");
-    RelayProcess relay(pg.run_dir(), relay_config(pg, kafka, "dead_letter", "latin"));
-    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    RelayScenario s(RelayScenarioOptions{.dbname = "latin", .encoding = "LATIN1"});
+    RelayProcess& relay = s.streaming_relay(policy_config(RelayConfig::OnInvalid::DeadLetter));
     // 'café' written as LATIN1 bytes (0xE9 is e-acute in LATIN1), whatever the session's encoding.
     const std::string cafe = "convert_from('\\x636166e9'::bytea, 'LATIN1')";
-    pg.exec("INSERT INTO outbox VALUES ('" + kGood1 + "', 'order', " + cafe + ", " + cafe +
-                ", jsonb_build_object('name', " + cafe + "))",
-            "latin");
-    std::vector<KafkaRecord> got;
-    REQUIRE(wait_until(
-        [&] {
-            got = kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 10s);
-            return !got.empty();
-        },
-        30s, 200ms));
+    s.pg.exec("INSERT INTO outbox VALUES ('" + kGood1 + "', 'order', " + cafe + ", " + cafe +
+                  ", jsonb_build_object('name', " + cafe + "))",
+              s.dbname());
+    const std::vector<KafkaRecord> got = s.wait_for_records("outbox.event.order", 1);
+    REQUIRE(!got.empty());
     REQUIRE(got.size() == 1);
     CHECK(got[0].key == "caf\xC3\xA9");
     CHECK(header(got[0], "type") == "caf\xC3\xA9");
@@ -222,12 +182,8 @@ TEST_CASE("relay: text from a LATIN1 database reaches Kafka as UTF-8") {
 }
 
 TEST_CASE("relay: bytes that are not UTF-8 in a SQL_ASCII database go to the dead-letter topic") {
-    PgCluster pg;
-    MockKafka kafka(pg.run_dir() + "/kafka", 1);
-    pg.exec("CREATE DATABASE ascii TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'");
-    pg.exec(kOutboxDdl, "ascii");
-    RelayProcess relay(pg.run_dir(), relay_config(pg, kafka, "dead_letter", "ascii"));
-    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    RelayScenario s(RelayScenarioOptions{.dbname = "ascii", .encoding = "SQL_ASCII"});
+    RelayProcess& relay = s.streaming_relay(policy_config(RelayConfig::OnInvalid::DeadLetter));
     // 'caf' + 0xE9: a LATIN1 e-acute stored unchecked, not UTF-8.
     const std::string bad = "convert_from('\\x636166e9'::bytea, 'SQL_ASCII')";
     const std::string kBadKey = "00000000-0000-0000-0000-0000000000b1";
@@ -236,9 +192,9 @@ TEST_CASE("relay: bytes that are not UTF-8 in a SQL_ASCII database go to the dea
     const std::string kBadType = "00000000-0000-0000-0000-0000000000b4";
     auto row = [&](const std::string& id, const std::string& type, const std::string& key,
                    const std::string& event_type, const std::string& payload) {
-        pg.exec("INSERT INTO outbox VALUES ('" + id + "', " + type + ", " + key + ", " + event_type + ", " +
-                    payload + ")",
-                "ascii");
+        s.pg.exec("INSERT INTO outbox VALUES ('" + id + "', " + type + ", " + key + ", " + event_type + ", " +
+                      payload + ")",
+                  s.dbname());
     };
     row(kGood1, "'order'", "'agg-1'", "'Created'", "'{\"n\": 1}'");
     row(kBadKey, "'order'", bad, "'Created'", "'{\"n\": 2}'");
@@ -246,15 +202,10 @@ TEST_CASE("relay: bytes that are not UTF-8 in a SQL_ASCII database go to the dea
     row(kBadHeader, "'order'", "'agg-1'", bad, "'{\"n\": 4}'");
     row(kBadType, bad, "'agg-1'", "'Created'", "'{\"n\": 5}'");
     row(kGood2, "'order'", "'agg-1'", "'Created'", "'{\"n\": 6}'");
-    const Lsn end = *Lsn::parse(*pg.query_value("SELECT pg_current_wal_insert_lsn()::text", "ascii"));
+    const Lsn end = s.wal_insert_lsn();
 
-    std::vector<KafkaRecord> dead;
-    const bool all_dead = wait_until(
-        [&] {
-            dead = kcat_consume_all(kafka.bootstrap(), "outbox.dead_letter", 10s);
-            return dead.size() >= 4;
-        },
-        30s, 200ms);
+    const std::vector<KafkaRecord> dead = s.wait_for_records("outbox.dead_letter", 4);
+    const bool all_dead = dead.size() >= 4;
     if (!all_dead) MESSAGE("dead-letter records: " << dead.size() << "; relay log:\n" << relay.log());
     REQUIRE(all_dead);
     CHECK(dead.size() == 4);
@@ -275,12 +226,12 @@ TEST_CASE("relay: bytes that are not UTF-8 in a SQL_ASCII database go to the dea
     // The dead-letter record keeps the row's bytes as they were, for inspection.
     CHECK(by_id[kBadKey].key == "caf\xE9");
 
-    const auto good = kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 10s);
+    const auto good = kcat_consume_all(s.kafka.bootstrap(), "outbox.event.order", 10s);
     REQUIRE(good.size() == 2);
     CHECK(header(good[0], "id") == kGood1);
     CHECK(header(good[1], "id") == kGood2);
     // Dead-lettered rows are handled, so the slot moves past all six; each was logged.
-    CHECK(wait_until([&] { return slot_lsn(pg) >= end; }, 20s));
+    CHECK(wait_until([&] { return s.slot_confirmed() >= end; }, 20s));
     CHECK(count_of(relay.log(), "(invalid_utf8)") == 4);
     CHECK(relay.terminate() == 0);
 }

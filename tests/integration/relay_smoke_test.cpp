@@ -7,6 +7,7 @@
 #include "support/mock_kafka.h"
 #include "support/pg_cluster.h"
 #include "support/relay_process.h"
+#include "support/relay_scenario.h"
 #include "support/wait.h"
 
 using namespace std::chrono_literals;
@@ -14,29 +15,14 @@ using namespace outbox;
 using namespace outbox::test;
 
 TEST_CASE("relay: events from committed transactions reach Kafka with key, value and headers") {
-    PgCluster pg;
-    MockKafka kafka(pg.run_dir() + "/kafka", 3);
-    pg.exec(
-        "CREATE TABLE outbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype text, "
-        "aggregateid text, type text, payload jsonb)");
-    const std::string config =
-        "postgres:\n  dsn: \"" + pg.tcp_dsn() +
-        "\"\n  status_interval: 1s\noutbox:\n  table: public.outbox\n  headers: [type]\n"
-        "kafka:\n  bootstrap_servers: \"" +
-        kafka.bootstrap() + "\"\nmetrics:\n  listen: \"\"\nlog:\n  level: debug\n";
-    RelayProcess relay(pg.run_dir(), config);
-    REQUIRE(relay.wait_for_log("streaming from slot", 30s));
+    RelayScenario s(RelayScenarioOptions{.brokers = 3});
+    RelayProcess& relay = s.streaming_relay({.log_level = "debug"});
     for (int i = 0; i < 20; ++i) {
-        pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, type, payload) VALUES ('order', 'o-" +
-                std::to_string(i % 3) + "', 'Created', '{\"n\": " + std::to_string(i) + "}')");
+        s.pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, type, payload) VALUES ('order', 'o-" +
+                  std::to_string(i % 3) + "', 'Created', '{\"n\": " + std::to_string(i) + "}')");
     }
-    std::vector<KafkaRecord> records;
-    CHECK(wait_until(
-        [&] {
-            records = kcat_consume_all(kafka.bootstrap(), "outbox.event.order", 10s);
-            return records.size() >= 20;
-        },
-        30s, 200ms));
+    const std::vector<KafkaRecord> records = s.wait_for_records("outbox.event.order", 20);
+    CHECK(records.size() >= 20);
     CHECK(records.size() == 20);
     std::set<std::string> payloads;
     for (const auto& r : records) {

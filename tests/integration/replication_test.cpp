@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "pg/replication_stream.h"
+#include "support/outbox_table.h"
 #include "support/pg_cluster.h"
 #include "support/process.h"
 #include "support/replication_reader.h"
@@ -18,16 +19,11 @@ using namespace outbox::test;
 
 namespace {
 
-constexpr const char* kOutboxDdl =
-    "CREATE TABLE outbox ("
-    " seq int NOT NULL,"
-    " aggregatetype text NOT NULL,"
-    " aggregateid text NOT NULL,"
-    " payload jsonb,"
-    " data bytea,"
-    " uid uuid,"
-    " at timestamptz,"
-    " note text)";
+// The outbox table with a column of each type the decoder must render exactly.
+std::string typed_outbox_ddl() {
+    return outbox_ddl(OutboxTable{
+        .extra_columns = {"seq int NOT NULL", "data bytea", "uid uuid", "at timestamptz", "note text"}});
+}
 
 pg::ReplicationOptions options_for(const std::string& dsn) {
     pg::ReplicationOptions o;
@@ -70,7 +66,7 @@ void copy_rows(pg::Connection& conn, const std::string& copy_sql, const std::str
 
 TEST_CASE("replication: exactly the committed rows arrive, in commit order, with exact values") {
     PgCluster pg;
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     pg.exec("CREATE TABLE other (x int)");  // not published
     pg::ReplicationStream stream(options_for(pg.tcp_dsn()));
     stream.start();
@@ -83,7 +79,8 @@ TEST_CASE("replication: exactly the committed rows arrive, in commit order, with
     const std::string unicode = "Grüße, 世界 🚀 \"quoted\" \\ tab\t";
     // 1: one row with every interesting type.
     a.exec_params(
-        "INSERT INTO outbox VALUES (1, 'order', 'o-1', $1::jsonb, $2::bytea, $3::uuid, $4::timestamptz, $5)",
+        "INSERT INTO outbox (seq, aggregatetype, aggregateid, payload, data, uid, at, note) "
+        "VALUES (1, 'order', 'o-1', $1::jsonb, $2::bytea, $3::uuid, $4::timestamptz, $5)",
         {R"({"total": 12.5, "items": ["a", "b"], "name": "Grüße"})", "\\x00ff10",
          "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "2024-02-29 13:14:15.123456+00", unicode});
     // 2-4: a multi-row INSERT.
@@ -153,7 +150,7 @@ TEST_CASE("replication: exactly the committed rows arrive, in commit order, with
 
 TEST_CASE("replication: ALTER TABLE ADD COLUMN between inserts is decoded with the new shape (unix socket)") {
     PgCluster pg;
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     pg::ReplicationStream stream(options_for(pg.unix_dsn()));
     stream.start();
     ReplicationReader reader(stream);
@@ -168,20 +165,20 @@ TEST_CASE("replication: ALTER TABLE ADD COLUMN between inserts is decoded with t
     REQUIRE(reader.pump_until([&] { return reader.rows().size() >= 4; }, 30s));
     const auto rows = reader.rows();
     CHECK(rows[0].values.count("tenant") == 0);
-    CHECK(rows[0].column_names.size() == 8);
+    CHECK(rows[0].column_names.size() == 11);  // 6 of the outbox shape + 5 extra
     CHECK(rows[1].values.at("tenant") == "acme");
     CHECK(rows[2].values.at("tenant") == "globex");
-    CHECK(rows[2].column_names.size() == 9);
+    CHECK(rows[2].column_names.size() == 12);
     CHECK(rows[3].values.count("note") == 0);
     CHECK(rows[3].values.at("tenant") == "acme");
-    CHECK(rows[3].column_names.size() == 8);
+    CHECK(rows[3].column_names.size() == 11);
 }
 
 TEST_CASE(
     "replication: the slot never passes what the client confirmed, idle slots advance, fast stop does not "
     "hang") {
     PgCluster pg;
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     pg.exec("CREATE TABLE other (x int)");
     pg::ReplicationStream stream(options_for(pg.tcp_dsn()));
     stream.start();
@@ -240,7 +237,7 @@ TEST_CASE(
 
 TEST_CASE("replication: keepalives that request a reply are answered under a short wal_sender_timeout") {
     PgCluster pg(PgClusterOptions{.wal_sender_timeout = 2s});
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     auto options = options_for(pg.tcp_dsn());
     options.status_interval = 60s;  // only the replies to keepalives keep the connection alive
     pg::ReplicationStream stream(options);
@@ -258,7 +255,7 @@ TEST_CASE("replication: keepalives that request a reply are answered under a sho
 
 TEST_CASE("replication: missing publication, slot or table is a clear configuration error") {
     PgCluster pg;
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     pg.exec("CREATE TABLE audit (x int)");
     auto options = options_for(pg.tcp_dsn());
     options.create_publication = false;
@@ -299,7 +296,7 @@ TEST_CASE("replication: missing publication, slot or table is a clear configurat
 
 TEST_CASE("replication: a second client on an active slot gets a transient 'active' error") {
     PgCluster pg;
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     pg::ReplicationStream first(options_for(pg.tcp_dsn()));
     first.start();
     pg::ReplicationStream second(options_for(pg.tcp_dsn()));
@@ -315,7 +312,7 @@ TEST_CASE("replication: a second client on an active slot gets a transient 'acti
 
 TEST_CASE("replication: outbox-relay-dump prints decoded messages as JSON lines and stops at --endpos") {
     PgCluster pg;
-    pg.exec(kOutboxDdl);
+    pg.exec(typed_outbox_ddl());
     const std::string dump = std::string(OUTBOX_BUILD_DIR) + "/outbox-relay-dump";
     // Create the slot first (it decodes only what commits after it exists).
     std::string out;

@@ -9,6 +9,9 @@
 
 namespace outbox::test {
 
+// The line the relay logs when a session has started streaming: `streaming from slot "x" at X/Y`.
+inline constexpr const char* kStreamingLine = "streaming from slot";
+
 // The relay daemon as a real process, on a config file written into `run_dir`.
 class RelayProcess {
 public:
@@ -30,6 +33,10 @@ public:
     // Waits until the log written since the last start() contains `text`; false on timeout or
     // when the relay exited first.
     bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout);
+    // Waits until the relay started since the last start() streams from its slot (kStreamingLine).
+    bool wait_streaming(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+        return wait_for_log(kStreamingLine, timeout);
+    }
 
 private:
     std::string run_dir_;

@@ -1,8 +1,8 @@
 #pragma once
 
-// The stack the fault tests run the relay against: a throwaway PostgreSQL with the outbox table,
-// the mock Kafka broker process (3 brokers), and a consumer reading every outbox topic from the
-// beginning while the load runs.
+// The stack the fault scenarios run the relay against: a relay scenario (support/relay_scenario.h)
+// with 3 brokers, a consumer reading every outbox topic from the beginning while the load runs, the
+// slot's confirmed position sampled throughout, and finish(): the checker's verdict and the report row.
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stop_token>
@@ -26,6 +27,7 @@
 #include "support/kafka_consumer.h"
 #include "support/mock_kafka.h"
 #include "support/pg_cluster.h"
+#include "support/relay_scenario.h"
 #include "support/workload.h"
 
 namespace outbox::test {
@@ -35,10 +37,6 @@ struct StackOptions {
     // false: the consumer stores no values (big runs); pass check_values = false to the checker.
     bool keep_values = true;
 };
-
-// The relay slot's confirmed_flush_lsn as text (no row: the slot does not exist).
-inline constexpr const char* kSlotConfirmedSql =
-    "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'outbox_relay'";
 
 // Reads the slot's confirmed_flush_lsn every 100 ms on its own thread and connection, for the
 // checker's checkpoint invariant (the slot never passes an unacknowledged event). Read errors
@@ -90,38 +88,25 @@ private:
     std::jthread thread_;  // last: starts after the members it uses exist
 };
 
-struct Stack {
+// A relay scenario with 3 brokers, a consumer reading every outbox topic from the beginning and
+// the slot sampler; the load it starts runs until finish().
+class Stack : public RelayScenario {
+public:
     explicit Stack(StackOptions options = {})
-        : pg(std::move(options.pg)),
-          kafka(pg.run_dir() + "/kafka", 3),
+        : RelayScenario(RelayScenarioOptions{.pg = std::move(options.pg), .brokers = 3}),
           consumer(TopicConsumerOptions{.bootstrap = kafka.bootstrap(), .keep_values = options.keep_values}) {
-        pg.exec(std::string(kOutboxTableDdl));
     }
 
-    // When the scenario started (its row in the report gives the seconds since).
-    const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-    PgCluster pg;
-    MockKafka kafka;
     TopicConsumer consumer;
     SlotSampler slot_sampler{pg};
 
-    // The relay's YAML. `kafka_properties`: indented "    key: value\n" lines under
-    // kafka.properties; `postgres_extra`: "  key: value\n" lines under postgres; `extra`:
-    // top-level sections (e.g. "limits:\n  max_inflight_events: 1000\n").
-    std::string config(const std::string& kafka_properties = "", const std::string& postgres_extra = "",
-                       const std::string& extra = "") const {
-        return "postgres:\n  dsn: \"" + pg.tcp_dsn() + "\"\n  status_interval: 1s\n" + postgres_extra +
-               "outbox:\n  table: public.outbox\n  headers: [type]\n"
-               "kafka:\n  bootstrap_servers: \"" +
-               kafka.bootstrap() + "\"\n" +
-               (kafka_properties.empty() ? "" : "  properties:\n" + kafka_properties) +
-               "metrics:\n  listen: \"\"\n" + extra;
-    }
-
-    // The slot's confirmed_flush_lsn (0/0 when the slot does not exist).
-    Lsn slot_confirmed() const {
-        const auto text = pg.query_value(kSlotConfirmedSql);
-        return text ? Lsn::parse(*text).value_or(Lsn()) : Lsn();
+    // Starts `options` as the stack's workload (stopped before the relays and servers) and
+    // REQUIREs that its first `warm_up` events reach Kafka within 60 s.
+    Workload& start_load(WorkloadOptions options, std::size_t warm_up) {
+        workload_ = std::make_unique<Workload>(pg, std::move(options));
+        workload_->start();
+        REQUIRE(consumer.wait_for_count(warm_up, std::chrono::seconds(60)));
+        return *workload_;
     }
 
     static std::vector<std::string> ids(const std::vector<CommittedEvent>& events) {
@@ -131,6 +116,22 @@ struct Stack {
         return out;
     }
     static std::vector<std::string> ids(const Workload& workload) { return ids(workload.committed()); }
+
+private:
+    std::unique_ptr<Workload> workload_;
+};
+
+// The start most fault scenarios share: a Stack whose relay (on config(`config`)) streams and whose
+// load has its first `warm_up` events in Kafka.
+struct LoadedStack : Stack {
+    LoadedStack(const RelayConfig& config, WorkloadOptions load, std::size_t warm_up,
+                StackOptions options = {})
+        : Stack(std::move(options)),
+          relay(streaming_relay(config)),
+          workload(start_load(std::move(load), warm_up)) {}
+
+    RelayProcess& relay;
+    Workload& workload;
 };
 
 // Appends the scenario's row to <build>/fault-report.tsv (one write(2) with O_APPEND, so rows of
@@ -159,7 +160,7 @@ struct Outcome {
 };
 
 // Ends the load, waits until every committed event (workload's and `extra`) reached Kafka, runs
-// the checker and prints the scenario's row.
+// the checker, prints the scenario's row, and stops the relays still running (each must exit 0).
 inline Outcome finish(Stack& s, Workload& workload, const std::string& scenario, CheckOptions options,
                       std::vector<CommittedEvent> extra = {},
                       std::chrono::milliseconds arrival_timeout = std::chrono::seconds(120)) {
@@ -183,6 +184,7 @@ inline Outcome finish(Stack& s, Workload& workload, const std::string& scenario,
                  << out.verdict.duplicates << " | " << std::string(out.verdict.ok() ? "OK" : "FAIL") << " |\n"
                  << Verdict::summary_header() << "\n"
                  << out.verdict.summary());
+    s.stop_relays();
     return out;
 }
 

@@ -9,6 +9,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "support/outbox_table.h"
 #include "support/pg_cluster.h"
 
 // How the commit order per aggregate is known exactly
@@ -147,15 +148,6 @@ std::optional<std::string> run_script(pg::Connection& conn, const std::string& s
 
 }  // namespace
 
-std::string outbox_table_ddl(std::string_view table, bool if_not_exists) {
-    std::string ddl(kOutboxTableDdl);
-    const std::string head = "CREATE TABLE outbox ";
-    std::string replacement =
-        std::string("CREATE TABLE ") + (if_not_exists ? "IF NOT EXISTS " : "") + std::string(table) + " ";
-    ddl.replace(0, head.size(), replacement);
-    return ddl;
-}
-
 struct Workload::Session {
     int index = 0;
     Rng rng{0};
@@ -186,7 +178,8 @@ Workload::Workload(std::string dsn, WorkloadOptions options)
     if (options_.create_table) {
         auto conn = connect_quietly(dsn_);
         if (!conn.query_value("SELECT to_regclass($1)::text", {options_.table})) {
-            conn.exec(outbox_table_ddl(options_.table), "create the outbox table");
+            conn.exec(outbox_ddl(OutboxTable{.name = options_.table, .if_not_exists = true}),
+                      "create the outbox table");
         }
     }
 }

@@ -24,15 +24,6 @@ namespace outbox::test {
 
 class PgCluster;
 
-// The outbox table the tests use. `aggregatetype` and `aggregateid` are nullable on purpose:
-// dead-letter tests insert rows without a usable routing value.
-inline constexpr std::string_view kOutboxTableDdl =
-    "CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text NOT NULL, "
-    "payload jsonb, created_at timestamptz NOT NULL DEFAULT now())";
-
-// kOutboxTableDdl for another table name (raw SQL name, e.g. "billing.outbox"), with IF NOT EXISTS.
-std::string outbox_table_ddl(std::string_view table = "outbox", bool if_not_exists = true);
-
 struct WorkloadOptions {
     int sessions = 4;                  // threads, one pg::Connection each
     std::size_t target_events = 1000;  // stop once this many events committed; 0: until stop()/deadline
@@ -54,7 +45,7 @@ struct WorkloadOptions {
     std::chrono::microseconds pause_between_txns{0};  // per session, to throttle the load
     std::string table = "outbox";
     std::string dbname = "postgres";
-    bool create_table = true;  // CREATE TABLE IF NOT EXISTS (outbox_table_ddl) in the constructor
+    bool create_table = true;  // CREATE TABLE IF NOT EXISTS (outbox_ddl) in the constructor
     // After a lost connection (server restart in a fault test), sessions reconnect for this long
     // before giving up (a session error, rethrown by join()); a COMMIT whose outcome is unknown
     // is resolved by looking at the table. stop() ends the waiting unless a COMMIT is in doubt.

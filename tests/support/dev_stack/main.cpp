@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "support/mock_kafka.h"
+#include "support/outbox_table.h"
 #include "support/pg_cluster.h"
 #include "support/process.h"
 
@@ -58,21 +59,13 @@ constexpr const char* kUsage =
 
 constexpr std::string_view kTmpPrefix = "outbox-dev-stack-";
 
-constexpr const char* kSchemaSql = R"sql(
+constexpr const char* kOrdersDdl = R"sql(
 CREATE TABLE orders (
     id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     customer   text NOT NULL,
     total      numeric(10,2) NOT NULL,
     created_at timestamptz DEFAULT now()
-);
-CREATE TABLE outbox (
-    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    aggregatetype text NOT NULL,
-    aggregateid   text NOT NULL,
-    type          text NOT NULL,
-    payload       jsonb,
-    created_at    timestamptz NOT NULL DEFAULT now()
-);
+)
 )sql";
 
 struct Options {
@@ -265,7 +258,9 @@ int run(const Options& options) {
     say("mock Kafka up on " + kafka->bootstrap() + " (pid " + std::to_string(kafka->pid()) + ")");
 
     pg->exec("CREATE DATABASE shop");
-    pg->exec(kSchemaSql, "shop");
+    pg->exec(kOrdersDdl, "shop");
+    // The outbox as a service would declare it: the routing columns NOT NULL.
+    pg->exec(outbox_ddl(OutboxTable{.routing_not_null = true}), "shop");
     say("created database shop with tables orders and outbox");
 
     const std::vector<std::pair<std::string, std::string>> vars = {

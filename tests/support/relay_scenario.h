@@ -1,0 +1,117 @@
+#pragma once
+
+// What every test of the relay as a process starts from: a throwaway PostgreSQL with the outbox
+// table, the mock Kafka broker process, the relay's YAML config (RelayConfig, the one place that
+// knows its shape) and relays started on it, owned by the scenario and stopped before the servers.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/lsn.h"
+#include "support/kcat.h"
+#include "support/mock_kafka.h"
+#include "support/pg_cluster.h"
+#include "support/relay_process.h"
+#include "support/workload.h"
+
+namespace outbox::test {
+
+// The relay's configuration file (docs/configuration.md). The defaults are what the tests run
+// with; an unset optional leaves the key out, so the relay's own default applies. An empty dsn or
+// bootstrap_servers is filled in by RelayScenario with its own, so a scenario writes only what it
+// changes: s.streaming_relay({.max_inflight_events = 200}).
+struct RelayConfig {
+    enum class OnInvalid { DeadLetter, Stop };
+
+    // postgres
+    std::string dsn;
+    std::optional<std::string> password_file;
+    std::optional<std::chrono::milliseconds> status_interval = std::chrono::seconds(1);
+    std::optional<bool> create_publication;
+    // outbox
+    std::string table = "public.outbox";
+    std::vector<std::string> headers{"type"};  // columns copied into Kafka headers
+    std::optional<OnInvalid> on_invalid;
+    // kafka
+    std::string bootstrap_servers;
+    std::vector<std::pair<std::string, std::string>> kafka_properties;  // written as plain scalars
+    // limits
+    std::optional<std::size_t> max_inflight_events;
+    std::optional<std::uint64_t> max_inflight_bytes;
+    // metrics: "" serves no HTTP endpoint
+    std::string metrics_listen;
+    // log
+    std::optional<std::string> log_level;   // "debug", "info", ...
+    std::optional<std::string> log_format;  // "text" or "json"
+
+    [[nodiscard]] std::string yaml() const;
+};
+
+// The slot the relay creates by default, and its confirmed_flush_lsn as text (no row: no slot).
+inline constexpr const char* kRelaySlot = "outbox_relay";
+inline constexpr const char* kSlotConfirmedSql =
+    "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'outbox_relay'";
+
+struct RelayScenarioOptions {
+    PgClusterOptions pg;
+    int brokers = 1;
+    // The database the outbox table lives in and the relay reads; anything but "postgres" is
+    // created first (from template0, C collation), with `encoding` when that is not empty.
+    std::string dbname = "postgres";
+    std::string encoding;  // e.g. "LATIN1", "SQL_ASCII"
+};
+
+class RelayScenario {
+public:
+    explicit RelayScenario(RelayScenarioOptions options = {});
+    RelayScenario(const RelayScenario&) = delete;
+    RelayScenario& operator=(const RelayScenario&) = delete;
+
+    // When the scenario started (the fault report gives the seconds since).
+    const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    PgCluster pg;
+    MockKafka kafka;
+
+    [[nodiscard]] const std::string& dbname() const noexcept { return dbname_; }
+    // `config` with an empty dsn or bootstrap_servers set to this scenario's database (over TCP)
+    // and brokers.
+    [[nodiscard]] RelayConfig config(RelayConfig config = {}) const;
+
+    // Starts a relay on config(`config`) (files in `run_dir`, by default the cluster's) and
+    // returns it. The scenario owns it: stop_relays() or the destructor ends it.
+    RelayProcess& launch_relay(const RelayConfig& config = {}, std::map<std::string, std::string> env = {},
+                               const std::string& run_dir = {});
+    // launch_relay(), then REQUIREs that it streams from its slot within 30 s.
+    RelayProcess& streaming_relay(const RelayConfig& config = {});
+    // SIGTERM to every relay still running; CHECKs that each exits 0 (a clean stop).
+    void stop_relays();
+
+    // The relay slot's confirmed_flush_lsn; REQUIREs that the slot exists.
+    [[nodiscard]] Lsn slot_confirmed() const;
+    // pg_current_wal_insert_lsn(): the end of WAL, also of commits not yet flushed.
+    [[nodiscard]] Lsn wal_insert_lsn() const;
+
+    // Reads `topic` with kcat until it holds at least `at_least` records or `timeout` passed;
+    // returns the last read.
+    [[nodiscard]] std::vector<KafkaRecord> wait_for_records(
+        const std::string& topic, std::size_t at_least,
+        std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
+
+private:
+    std::string dbname_;
+    std::vector<std::unique_ptr<RelayProcess>> relays_;  // last: the relays go before the servers
+};
+
+// A load that runs until stop(): ~2-3k events/s from three sessions, with rollbacks.
+WorkloadOptions steady_load(std::uint64_t seed);
+// A lighter one beside a scenario's own writes or faults: two sessions, up to 10 rows, 20 ms apart.
+WorkloadOptions background_load(std::uint64_t seed);
+
+}  // namespace outbox::test
