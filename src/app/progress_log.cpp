@@ -22,11 +22,12 @@ void ProgressLog::maybe_log(const RelayStats& stats, bool force) {
                             ? 0.0
                             : static_cast<double>(stats.events_published - last_events_) / secs;
     const std::uint64_t lag = bytes_between(stats.confirmed, stats.server_wal_end);
-    spdlog::info("published {} events ({:.0f}/s), {} dead-lettered, {} transactions; confirmed {}, lag {} bytes",
-                 stats.events_published, rate, stats.events_dead_lettered, stats.transactions,
-                 stats.confirmed.to_string(), lag);
-    notifier_.status(
-        fmt::format("streaming; {} events published ({:.0f}/s); lag {} bytes", stats.events_published, rate, lag));
+    spdlog::info(
+        "published {} events ({:.0f}/s), {} dead-lettered, {} transactions; confirmed {}, lag {} bytes",
+        stats.events_published, rate, stats.events_dead_lettered, stats.transactions,
+        stats.confirmed.to_string(), lag);
+    notifier_.status(fmt::format("streaming; {} events published ({:.0f}/s); lag {} bytes",
+                                 stats.events_published, rate, lag));
     last_ = now;
     last_events_ = stats.events_published;
 }

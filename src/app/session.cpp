@@ -81,14 +81,16 @@ void Session::start() {
             stream_->slot().confirmed_flush.to_string(), previously_confirmed.to_string());
     }
     stats.confirmed = stream_->slot().confirmed_flush;
-    if (ctx_.metrics.standby.Value() != 0) spdlog::info("standby: the slot was released; this instance takes over");
+    if (ctx_.metrics.standby.Value() != 0)
+        spdlog::info("standby: the slot was released; this instance takes over");
     ctx_.metrics.standby.Set(0);
     ctx_.metrics.postgres_connected.Set(1);
     ctx_.health.streaming = true;
     ctx_.notifier.ready();
     spdlog::info("streaming from slot \"{}\" at {}{} (publication \"{}\", Kafka {})", config.postgres.slot,
-                 stream_->slot().confirmed_flush.to_string(), stream_->slot().created ? " (slot created)" : "",
-                 config.postgres.publication, config.kafka.bootstrap_servers);
+                 stream_->slot().confirmed_flush.to_string(),
+                 stream_->slot().created ? " (slot created)" : "", config.postgres.publication,
+                 config.kafka.bootstrap_servers);
 }
 
 Session::End Session::run() {
@@ -100,7 +102,8 @@ Session::End Session::run() {
     while (true) {
         ctx_.signals.check();  // also under continuous load, when poll() is skipped
         publisher_->serve(deliver);
-        if (publisher_->fatal_error()) throw KafkaFailure("Kafka producer fatal error: " + *publisher_->fatal_error());
+        if (publisher_->fatal_error())
+            throw KafkaFailure("Kafka producer fatal error: " + *publisher_->fatal_error());
         throw_if_failed();
         if (auto err = publisher_->take_last_error()) spdlog::warn("kafka: {}", *err);
         pipeline_->resume();
@@ -186,8 +189,8 @@ Session::End Session::finish() {
     stream_.reset();
     publisher_.reset();
     if (stop_reason) {
-        spdlog::critical("stopped by on_invalid: stop: {}; confirmed {} (nothing past the bad row)", *stop_reason,
-                         ctx_.stats.confirmed.to_string());
+        spdlog::critical("stopped by on_invalid: stop: {}; confirmed {} (nothing past the bad row)",
+                         *stop_reason, ctx_.stats.confirmed.to_string());
         return End::Stopped;
     }
     return End::Shutdown;
@@ -233,7 +236,8 @@ bool Session::made_progress() const noexcept {
 
 void Session::update_gauges(Clock::time_point now) {
     metrics::RelayMetrics& m = ctx_.metrics;
-    ctx_.health.last_turn_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    ctx_.health.last_turn_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
     ctx_.notifier.watchdog(now);
     const bool kafka_reachable = publisher_ && !publisher_->all_brokers_down();
     ctx_.health.kafka_reachable = kafka_reachable;

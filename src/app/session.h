@@ -79,8 +79,8 @@ private:
     std::optional<pg::ReplicationStream> stream_;
     std::optional<kafka::Publisher> publisher_;
     std::optional<relay::Pipeline> pipeline_;
-    pgoutput::Decoder decoder_;  // reuses its tuple buffers: no allocation per row
-    relay::PipelineCounters counted_;  // what account() has already added to stats and metrics
+    pgoutput::Decoder decoder_;         // reuses its tuple buffers: no allocation per row
+    relay::PipelineCounters counted_;   // what account() has already added to stats and metrics
     const char* last_topic_ = nullptr;  // the sink's stable name of the last published topic
     prometheus::Counter* last_topic_counter_ = nullptr;
     std::unordered_map<std::string, prometheus::Counter*> published_counters_;

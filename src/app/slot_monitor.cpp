@@ -39,11 +39,12 @@ void SlotMonitor::run() {
     while (true) {
         try {
             if (!conn) {
-                conn.emplace(pg::Connection::connect_interruptible(dsn_, stop_fd_, password_,
-                                                                    "outbox-relay-monitor"));
+                conn.emplace(
+                    pg::Connection::connect_interruptible(dsn_, stop_fd_, password_, "outbox-relay-monitor"));
             }
             const auto rows = conn->query(
-                "SELECT coalesce(wal_status, ''), safe_wal_size FROM pg_replication_slots WHERE slot_name = $1",
+                "SELECT coalesce(wal_status, ''), safe_wal_size FROM pg_replication_slots WHERE slot_name = "
+                "$1",
                 {slot_});
             if (rows.empty()) {
                 spdlog::error("replication slot \"{}\" no longer exists", slot_);
@@ -53,7 +54,8 @@ void SlotMonitor::run() {
                 if (rows[0][1]) metrics_.slot_safe_wal_size_bytes.Set(std::stod(*rows[0][1]));
                 if (status == "unreserved" || status == "lost") {
                     spdlog::warn(
-                        "replication slot \"{}\" has wal_status = {}: WAL it needs is about to be or was removed "
+                        "replication slot \"{}\" has wal_status = {}: WAL it needs is about to be or was "
+                        "removed "
                         "(see docs/operations.md)",
                         slot_, status);
                 }

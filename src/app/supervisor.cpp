@@ -33,7 +33,8 @@ Supervisor::Supervisor(config::Config config, std::string config_path, int signa
           signal_fd, [this] { reload(); }, [this] { notifier_.stopping(); }),
       progress_(notifier_) {
     if (config_.metrics.enabled) {
-        http_ = std::make_unique<metrics::HttpServer>(config_.metrics.host, config_.metrics.port, metrics_, health_);
+        http_ = std::make_unique<metrics::HttpServer>(config_.metrics.host, config_.metrics.port, metrics_,
+                                                      health_);
         spdlog::info("metrics on http://{}:{}/metrics (also /healthz, /readyz)", config_.metrics.host,
                      http_->port());
     }
@@ -62,7 +63,8 @@ void Supervisor::reload() {
 
 void Supervisor::heartbeat() {
     const auto now = Clock::now();
-    health_.last_turn_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    health_.last_turn_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
     notifier_.watchdog(now);
     health_.kafka_reachable = false;
     metrics_.kafka_up.Set(0);
@@ -102,7 +104,8 @@ int Supervisor::run() {
             health_.streaming = false;
             metrics_.postgres_connected.Set(0);
             const auto* server_error = dynamic_cast<const pg::ServerError*>(&e);
-            if (server_error != nullptr && server_error->sqlstate() == kSlotActiveSqlstate && !signals_.stopping()) {
+            if (server_error != nullptr && server_error->sqlstate() == kSlotActiveSqlstate &&
+                !signals_.stopping()) {
                 // Another instance holds the slot: wait as a standby and take over when it is released.
                 if (metrics_.standby.Value() == 0) {
                     spdlog::info("standby: {}; retrying every {} s", e.what(),
@@ -114,7 +117,8 @@ int Supervisor::run() {
                 if (!wait(kStandbyRetry)) return 0;
                 continue;
             }
-            metrics_.reconnects(dynamic_cast<const KafkaFailure*>(&e) != nullptr ? "kafka" : "postgres").Increment();
+            metrics_.reconnects(dynamic_cast<const KafkaFailure*>(&e) != nullptr ? "kafka" : "postgres")
+                .Increment();
             if (e.kind() != ErrorKind::Transient) {
                 spdlog::critical("{} error: {}", to_string(e.kind()), e.what());
                 return exit_code(e.kind());
@@ -125,10 +129,11 @@ int Supervisor::run() {
             }
             if (made_progress) backoff = std::chrono::milliseconds(kBackoffInitial);
             // Decorrelated jitter: spread reconnects of many relays, never hammer a sick server.
-            std::uniform_int_distribution<long> dist(kBackoffInitial.count(),
-                                                     std::max<long>(kBackoffInitial.count(), backoff.count() * 3));
+            std::uniform_int_distribution<long> dist(
+                kBackoffInitial.count(), std::max<long>(kBackoffInitial.count(), backoff.count() * 3));
             backoff = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(dist(rng)), kBackoffMax);
-            spdlog::error("{}; restarting from the slot's confirmed position in {} ms", e.what(), backoff.count());
+            spdlog::error("{}; restarting from the slot's confirmed position in {} ms", e.what(),
+                          backoff.count());
             notifier_.status("reconnecting: " + std::string(e.what()));
             if (!wait(backoff)) return 0;
         }

@@ -250,7 +250,8 @@ void Publisher::drop_unsent() noexcept {
     rd_kafka_purge(impl_->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
 }
 
-void Publisher::Impl::on_delivery_report(rd_kafka_t* /*rk*/, const rd_kafka_message_t* message, void* opaque) {
+void Publisher::Impl::on_delivery_report(rd_kafka_t* /*rk*/, const rd_kafka_message_t* message,
+                                         void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
     // No handler: purged while shutting down, nothing to do. After a handler's exception the
     // session ends without confirming anything more, so later reports may go unheard too.

@@ -33,7 +33,8 @@ struct ConnectParams {
 };
 
 ConnectParams connect_params(const std::string& conninfo, ReplicationMode mode,
-                             const std::optional<std::string>& password, const std::string& application_name) {
+                             const std::optional<std::string>& password,
+                             const std::string& application_name) {
     // expand_dbname=1: "dbname" may hold a full conninfo or URI, and the keywords after it
     // override what it says. connect_timeout first so the DSN can override it: a blocking
     // connect must not hang for minutes (the watchdog and the standby retry wait on it).
@@ -62,7 +63,8 @@ void wait_interruptible(int socket, short events, int cancel_fd) {
     pollfd fds[2] = {{socket, events, 0}, {cancel_fd, POLLIN, 0}};
     int n = 0;
     while ((n = ::poll(fds, 2, kInterruptibleTimeoutMs)) < 0) {
-        if (errno != EINTR) throw Error(ErrorKind::Transient, std::string("poll failed: ") + std::strerror(errno));
+        if (errno != EINTR)
+            throw Error(ErrorKind::Transient, std::string("poll failed: ") + std::strerror(errno));
     }
     if (fds[1].revents != 0) throw Error(ErrorKind::Transient, "interrupted");
     if (n == 0) throw Error(ErrorKind::Transient, "PostgreSQL did not answer within 10 s");
@@ -94,7 +96,8 @@ Connection Connection::connect_interruptible(const std::string& conninfo, int ca
     Connection conn(raw);
     conn.cancel_fd_ = cancel_fd;
     // libpq's documented loop: wait for what PQconnectPoll asks for until it says OK or FAILED.
-    PostgresPollingStatusType status = PQstatus(raw) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+    PostgresPollingStatusType status =
+        PQstatus(raw) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
     while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED) {
         wait_interruptible(PQsocket(raw), status == PGRES_POLLING_READING ? POLLIN : POLLOUT, cancel_fd);
         status = PQconnectPoll(raw);
@@ -109,8 +112,9 @@ Connection Connection::connect_interruptible(const std::string& conninfo, int ca
 PGresult* Connection::run(const std::string& sql, const std::vector<const char*>& params) {
     const int n = static_cast<int>(params.size());
     if (cancel_fd_ < 0) {
-        return n == 0 ? PQexec(conn_.get(), sql.c_str())
-                      : PQexecParams(conn_.get(), sql.c_str(), n, nullptr, params.data(), nullptr, nullptr, 0);
+        return n == 0
+                   ? PQexec(conn_.get(), sql.c_str())
+                   : PQexecParams(conn_.get(), sql.c_str(), n, nullptr, params.data(), nullptr, nullptr, 0);
     }
     // Interruptible: send, then wait for the whole result without blocking in libpq.
     if (PQsendQueryParams(conn_.get(), sql.c_str(), n, nullptr, n == 0 ? nullptr : params.data(), nullptr,

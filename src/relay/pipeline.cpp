@@ -7,7 +7,11 @@
 namespace outbox::relay {
 
 Pipeline::Pipeline(PipelineOptions options, Lsn start, Sink& sink, Observer& observer)
-    : options_(std::move(options)), router_(options_.outbox), sink_(sink), observer_(observer), ledger_(start) {}
+    : options_(std::move(options)),
+      router_(options_.outbox),
+      sink_(sink),
+      observer_(observer),
+      ledger_(start) {}
 
 void Pipeline::on_message(const pgoutput::Message& message) {
     if (const auto* insert = std::get_if<pgoutput::Insert>(&message)) {
@@ -42,7 +46,9 @@ void Pipeline::on_insert(const pgoutput::Insert& insert) {
     switch (router_.route(relation, insert.new_tuple, commit_, record_, rejection)) {
         case RouteOutcome::NotOutbox: return;
         case RouteOutcome::Routed: publish(record_, false); return;
-        case RouteOutcome::Rejected: reject(rejection, commit_, nullptr, &relation, &insert.new_tuple, 0); return;
+        case RouteOutcome::Rejected:
+            reject(rejection, commit_, nullptr, &relation, &insert.new_tuple, 0);
+            return;
     }
 }
 
@@ -85,7 +91,8 @@ bool Pipeline::resume() {
 }
 
 void Pipeline::reject(const Rejection& rejection, const CommitInfo& txn, const Record* refused,
-                      const pgoutput::RelationInfo* relation, const pgoutput::Tuple* tuple, std::uint64_t cookie) {
+                      const pgoutput::RelationInfo* relation, const pgoutput::Tuple* tuple,
+                      std::uint64_t cookie) {
     if (options_.outbox.on_invalid == OnInvalid::Stop) {
         observer_.refused_stopping(txn, rejection);
         if (!stop_reason_) stop_reason_ = std::string(rejection.code) + ": " + rejection.detail;
@@ -137,8 +144,8 @@ Settled Pipeline::on_delivery(const Delivery& delivery) {
                 return {};
             }
             reject(Rejection{delivery.code, "Kafka refused the record for topic \"" +
-                                                 std::string(delivery.record->topic) +
-                                                 "\": " + std::string(delivery.detail)},
+                                                std::string(delivery.record->topic) +
+                                                "\": " + std::string(delivery.detail)},
                    slot.commit, delivery.record, nullptr, nullptr, delivery.cookie);
             return {};
         case DeliveryStatus::Failed:

@@ -50,9 +50,9 @@ struct Settled {
 
 struct PipelineCounters {
     std::uint64_t transactions = 0;          // commits seen (with or without events)
-    std::uint64_t events_published = 0;     // acknowledged on their own topic
+    std::uint64_t events_published = 0;      // acknowledged on their own topic
     std::uint64_t events_dead_lettered = 0;  // sent to the dead-letter topic instead
-    std::uint64_t acknowledged = 0;         // any acknowledgement, dead-letter copies included
+    std::uint64_t acknowledged = 0;          // any acknowledgement, dead-letter copies included
 };
 
 // The relay's core (DESIGN: Layers): decoded pgoutput messages in, records out through a Sink,

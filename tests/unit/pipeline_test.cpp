@@ -40,7 +40,8 @@ public:
             if (record.key) s.key = std::string(*record.key);
             if (record.value) s.value = std::string(*record.value);
             for (const auto& h : record.headers)
-                s.headers[std::string(h.name)] = h.value ? std::optional<std::string>(*h.value) : std::nullopt;
+                s.headers[std::string(h.name)] =
+                    h.value ? std::optional<std::string>(*h.value) : std::nullopt;
             sent.push_back(s);
         }
         return result;
@@ -79,12 +80,20 @@ const RelationId kOrdersId(16390);
 class Stream {
 public:
     Stream() {
-        outbox_ = pgoutput::Relation{std::nullopt, kOutboxId, "public", "outbox", pgoutput::ReplicaIdentity::Default,
+        outbox_ = pgoutput::Relation{std::nullopt,
+                                     kOutboxId,
+                                     "public",
+                                     "outbox",
+                                     pgoutput::ReplicaIdentity::Default,
                                      {{1, "id", kTextOid, -1},
                                       {0, "aggregatetype", kTextOid, -1},
                                       {0, "aggregateid", kTextOid, -1},
                                       {0, "payload", kJsonbOid, -1}}};
-        orders_ = pgoutput::Relation{std::nullopt, kOrdersId, "public", "orders", pgoutput::ReplicaIdentity::Default,
+        orders_ = pgoutput::Relation{std::nullopt,
+                                     kOrdersId,
+                                     "public",
+                                     "orders",
+                                     pgoutput::ReplicaIdentity::Default,
                                      {{1, "id", kTextOid, -1}}};
     }
     [[nodiscard]] pgoutput::Message outbox_relation() const { return outbox_; }
@@ -144,13 +153,25 @@ void one_transaction(Pipeline& p, Stream& s, std::vector<pgoutput::Message> rows
     p.on_message(Stream::commit(0x2000, 0x2010));
 }
 
-}  // namespace
-
-TEST_CASE("pipeline: acknowledged events confirm their transaction only once all are acknowledged") {
+// A pipeline over a fake sink, with the options the test case names.
+struct PipelineWith {
+    explicit PipelineWith(PipelineOptions o) : p(std::move(o), kStart, sink, observer) {}
     FakeSink sink;
     RecordingObserver observer;
-    Pipeline p(options(), kStart, sink, observer);
     Stream s;
+    Pipeline p;
+};
+struct DeadLetterPipeline : PipelineWith {
+    DeadLetterPipeline() : PipelineWith(options(OnInvalid::DeadLetter)) {}
+};
+struct StopPipeline : PipelineWith {
+    StopPipeline() : PipelineWith(options(OnInvalid::Stop)) {}
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(DeadLetterPipeline,
+                  "pipeline: acknowledged events confirm their transaction only once all are acknowledged") {
     one_transaction(p, s, {s.event("e1", "order", "o-1", "{}"), s.event("e2", "order", "o-1", "{\"n\": 2}")});
     REQUIRE(sink.sent.size() == 2);
     CHECK(sink.sent[0].topic == "outbox.event.order");
@@ -173,11 +194,9 @@ TEST_CASE("pipeline: acknowledged events confirm their transaction only once all
     CHECK_FALSE(p.failure());
 }
 
-TEST_CASE("pipeline: rows of other tables are no events; idle keepalives are confirmable, busy ones not") {
-    FakeSink sink;
-    RecordingObserver observer;
-    Pipeline p(options(), kStart, sink, observer);
-    Stream s;
+TEST_CASE_FIXTURE(
+    DeadLetterPipeline,
+    "pipeline: rows of other tables are no events; idle keepalives are confirmable, busy ones not") {
     p.on_message(s.orders_relation());
     p.on_message(Stream::begin(700, 0x2000));
     p.on_message(Stream::order());
@@ -197,29 +216,33 @@ TEST_CASE("pipeline: rows of other tables are no events; idle keepalives are con
     CHECK(p.confirmable() == Lsn(0x4010));
 }
 
-TEST_CASE("pipeline: a failed delivery ends the session without confirming, and drops what is unsent once") {
-    FakeSink sink;
-    RecordingObserver observer;
-    Pipeline p(options(), kStart, sink, observer);
-    Stream s;
+TEST_CASE_FIXTURE(
+    DeadLetterPipeline,
+    "pipeline: a failed delivery ends the session without confirming, and drops what is unsent once") {
     one_transaction(p, s, {s.event("e1", "order", "o-1", "{}"), s.event("e2", "order", "o-1", "{}")});
-    p.on_delivery(Delivery{sink.sent[0].cookie, DeliveryStatus::Failed, "outbox.event.order", {}, "Local: Message timed out", nullptr});
+    p.on_delivery(Delivery{sink.sent[0].cookie,
+                           DeliveryStatus::Failed,
+                           "outbox.event.order",
+                           {},
+                           "Local: Message timed out",
+                           nullptr});
     REQUIRE(p.failure());
     CHECK(p.failure()->kind == ErrorKind::Transient);
     CHECK(p.failure()->what == "Kafka delivery failed (Local: Message timed out)");
     CHECK(sink.drops == 1);
     CHECK_FALSE(p.wants_input());
-    p.on_delivery(Delivery{sink.sent[1].cookie, DeliveryStatus::Failed, "outbox.event.order", {}, "Local: Purged in queue", nullptr});
+    p.on_delivery(Delivery{sink.sent[1].cookie,
+                           DeliveryStatus::Failed,
+                           "outbox.event.order",
+                           {},
+                           "Local: Purged in queue",
+                           nullptr});
     CHECK(sink.drops == 1);
     CHECK(p.failure()->what == "Kafka delivery failed (Local: Message timed out)");  // the first one stays
     CHECK(p.confirmable() == kStart);
 }
 
-TEST_CASE("pipeline: a sink that cannot take records fails the session") {
-    FakeSink sink;
-    RecordingObserver observer;
-    Pipeline p(options(), kStart, sink, observer);
-    Stream s;
+TEST_CASE_FIXTURE(DeadLetterPipeline, "pipeline: a sink that cannot take records fails the session") {
     sink.answers.push_back({SendStatus::Failed, {}, "Local: Fatal error"});
     one_transaction(p, s, {s.event("e1", "order", "o-1", "{}")});
     REQUIRE(p.failure());
@@ -228,11 +251,9 @@ TEST_CASE("pipeline: a sink that cannot take records fails the session") {
     CHECK(p.confirmable() == kStart);
 }
 
-TEST_CASE("pipeline: a record the sink refuses as too large goes to the dead-letter topic under the same cookie") {
-    FakeSink sink;
-    RecordingObserver observer;
-    Pipeline p(options(), kStart, sink, observer);
-    Stream s;
+TEST_CASE_FIXTURE(
+    DeadLetterPipeline,
+    "pipeline: a record the sink refuses as too large goes to the dead-letter topic under the same cookie") {
     sink.answers.push_back({SendStatus::Refused, "too_large", "Broker: Message size too large"});
     one_transaction(p, s, {s.event("e1", "order", "o-1", std::string(100, 'x'))}, 712);
     REQUIRE(sink.sent.size() == 1);
@@ -257,11 +278,8 @@ TEST_CASE("pipeline: a record the sink refuses as too large goes to the dead-let
     CHECK(p.counters().events_published == 0);
 }
 
-TEST_CASE("pipeline: a delivery refused for good is dead-lettered from the record the sink reports") {
-    FakeSink sink;
-    RecordingObserver observer;
-    Pipeline p(options(), kStart, sink, observer);
-    Stream s;
+TEST_CASE_FIXTURE(DeadLetterPipeline,
+                  "pipeline: a delivery refused for good is dead-lettered from the record the sink reports") {
     one_transaction(p, s, {s.event("e1", "order", "o-1", "{}")});
     REQUIRE(sink.sent.size() == 1);
     // The sink's own copy of the record, as librdkafka hands it back in the report.
@@ -270,8 +288,8 @@ TEST_CASE("pipeline: a delivery refused for good is dead-lettered from the recor
     refused.key = "o-1";
     refused.value = "{}";
     refused.headers = {{"id", "e1"}};
-    p.on_delivery(Delivery{sink.sent[0].cookie, DeliveryStatus::Refused, "outbox.event.order", "rejected_by_kafka",
-                           "Broker: Invalid record", &refused});
+    p.on_delivery(Delivery{sink.sent[0].cookie, DeliveryStatus::Refused, "outbox.event.order",
+                           "rejected_by_kafka", "Broker: Invalid record", &refused});
     REQUIRE(sink.sent.size() == 2);
     CHECK(sink.sent[1].cookie == sink.sent[0].cookie);
     CHECK(sink.sent[1].topic == "outbox.dead_letter");
@@ -282,11 +300,9 @@ TEST_CASE("pipeline: a delivery refused for good is dead-lettered from the recor
     CHECK(p.confirmable() == Lsn(0x2010));
 }
 
-TEST_CASE("pipeline: an invalid row goes to the dead-letter topic with the reason, and the slot moves past it") {
-    FakeSink sink;
-    RecordingObserver observer;
-    Pipeline p(options(), kStart, sink, observer);
-    Stream s;
+TEST_CASE_FIXTURE(
+    DeadLetterPipeline,
+    "pipeline: an invalid row goes to the dead-letter topic with the reason, and the slot moves past it") {
     one_transaction(p, s, {s.event("e1", std::nullopt, "o-1", "{}"), s.event("e2", "order", "o-2", "{}")});
     REQUIRE(sink.sent.size() == 2);
     CHECK(sink.sent[0].topic == "outbox.dead_letter");
@@ -303,11 +319,8 @@ TEST_CASE("pipeline: an invalid row goes to the dead-letter topic with the reaso
     CHECK(p.counters().events_published == 1);
 }
 
-TEST_CASE("pipeline: on_invalid stop holds the bad row's transaction for good and stops reading") {
-    FakeSink sink;
-    RecordingObserver observer;
-    Pipeline p(options(OnInvalid::Stop), kStart, sink, observer);
-    Stream s;
+TEST_CASE_FIXTURE(StopPipeline,
+                  "pipeline: on_invalid stop holds the bad row's transaction for good and stops reading") {
     p.on_message(s.outbox_relation());
     p.on_message(Stream::begin(700, 0x1800));
     p.on_message(s.event("e0", "order", "o-0", "{}"));
@@ -323,15 +336,11 @@ TEST_CASE("pipeline: on_invalid stop holds the bad row's transaction for good an
     p.on_message(Stream::commit(0x2000, 0x2010));
     p.on_delivery(acked(sink.sent[0]));
     CHECK(p.confirmable() == Lsn(0x1810));  // up to the transaction before, never past the bad row
-    CHECK(p.unacknowledged() == 0);          // the held row is not waiting for Kafka
+    CHECK(p.unacknowledged() == 0);         // the held row is not waiting for Kafka
     CHECK_FALSE(p.failure());
 }
 
-TEST_CASE("pipeline: on_invalid stop applies to a record Kafka refuses too") {
-    FakeSink sink;
-    RecordingObserver observer;
-    Pipeline p(options(OnInvalid::Stop), kStart, sink, observer);
-    Stream s;
+TEST_CASE_FIXTURE(StopPipeline, "pipeline: on_invalid stop applies to a record Kafka refuses too") {
     sink.answers.push_back({SendStatus::Refused, "too_large", "Broker: Message size too large"});
     one_transaction(p, s, {s.event("e1", "order", "o-1", "{}")});
     REQUIRE(p.stop_reason());
@@ -341,12 +350,9 @@ TEST_CASE("pipeline: on_invalid stop applies to a record Kafka refuses too") {
     CHECK(p.unacknowledged() == 0);
 }
 
-TEST_CASE("pipeline: a dead-letter copy that is refused too is fatal, never skipped") {
-    Stream s;
+TEST_CASE_FIXTURE(DeadLetterPipeline,
+                  "pipeline: a dead-letter copy that is refused too is fatal, never skipped") {
     SUBCASE("refused when sent") {
-        FakeSink sink;
-        RecordingObserver observer;
-        Pipeline p(options(), kStart, sink, observer);
         sink.answers.push_back({SendStatus::Refused, "too_large", "too large"});
         sink.answers.push_back({SendStatus::Refused, "too_large", "too large for the dead-letter topic"});
         one_transaction(p, s, {s.event("e1", "order", "o-1", "{}")});
@@ -356,40 +362,32 @@ TEST_CASE("pipeline: a dead-letter copy that is refused too is fatal, never skip
         CHECK(p.confirmable() == kStart);
     }
     SUBCASE("refused in its delivery report") {
-        FakeSink sink;
-        RecordingObserver observer;
-        Pipeline p(options(), kStart, sink, observer);
         one_transaction(p, s, {s.event("e1", std::nullopt, "o-1", "{}")});
         REQUIRE(sink.sent.size() == 1);
         Record copy;
         copy.topic = "outbox.dead_letter";
-        p.on_delivery(Delivery{sink.sent[0].cookie, DeliveryStatus::Refused, "outbox.dead_letter", "too_large",
-                               "Broker: Message size too large", &copy});
+        p.on_delivery(Delivery{sink.sent[0].cookie, DeliveryStatus::Refused, "outbox.dead_letter",
+                               "too_large", "Broker: Message size too large", &copy});
         REQUIRE(p.failure());
         CHECK(p.failure()->kind == ErrorKind::Fatal);
         CHECK(p.confirmable() == kStart);
     }
     SUBCASE("no room for a copy made from a delivery report: the session restarts") {
-        FakeSink sink;
-        RecordingObserver observer;
-        Pipeline p(options(), kStart, sink, observer);
         one_transaction(p, s, {s.event("e1", "order", "o-1", "{}")});
         Record refused;
         refused.topic = "outbox.event.order";
         sink.answers.push_back({SendStatus::NoRoom, {}, "Local: Queue full"});
-        p.on_delivery(Delivery{sink.sent[0].cookie, DeliveryStatus::Refused, "outbox.event.order", "too_large",
-                               "Broker: Message size too large", &refused});
+        p.on_delivery(Delivery{sink.sent[0].cookie, DeliveryStatus::Refused, "outbox.event.order",
+                               "too_large", "Broker: Message size too large", &refused});
         REQUIRE(p.failure());
         CHECK(p.failure()->kind == ErrorKind::Transient);
         CHECK(p.failure()->what == "cannot produce to the dead-letter topic: Local: Queue full");
     }
 }
 
-TEST_CASE("pipeline: a full sink holds the record until resume() sends it, and reads nothing meanwhile") {
-    FakeSink sink;
-    RecordingObserver observer;
-    Pipeline p(options(), kStart, sink, observer);
-    Stream s;
+TEST_CASE_FIXTURE(
+    DeadLetterPipeline,
+    "pipeline: a full sink holds the record until resume() sends it, and reads nothing meanwhile") {
     p.on_message(s.outbox_relation());
     p.on_message(Stream::begin(700, 0x2000));
     sink.answers.push_back({SendStatus::NoRoom, {}, "Local: Queue full"});
@@ -442,11 +440,7 @@ TEST_CASE("pipeline: reading stops at the in-flight bound and resumes as acknowl
     CHECK(bytes.wants_input());
 }
 
-TEST_CASE("pipeline: messages out of protocol order are protocol errors") {
-    FakeSink sink;
-    RecordingObserver observer;
-    Pipeline p(options(), kStart, sink, observer);
-    Stream s;
+TEST_CASE_FIXTURE(DeadLetterPipeline, "pipeline: messages out of protocol order are protocol errors") {
     p.on_message(s.outbox_relation());
     try {
         p.on_message(s.event("e1", "order", "o-1", "{}"));
@@ -460,5 +454,6 @@ TEST_CASE("pipeline: messages out of protocol order are protocol errors") {
     } catch (const Error& e) {
         CHECK(e.kind() == ErrorKind::Protocol);
     }
-    CHECK_THROWS_AS(p.on_delivery(Delivery{99, DeliveryStatus::Acknowledged, "t", {}, {}, nullptr}), LedgerError);
+    CHECK_THROWS_AS(p.on_delivery(Delivery{99, DeliveryStatus::Acknowledged, "t", {}, {}, nullptr}),
+                    LedgerError);
 }
