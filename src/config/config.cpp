@@ -16,6 +16,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/error.h"
+#include "kafka/property_policy.h"
 
 namespace outbox::config {
 
@@ -980,60 +981,6 @@ private:
         }
     }
 
-    void check_property(const Entry& e, const std::string& value) {
-        const std::string& key = e.key;
-        const std::string v = lower(trim(value));
-        if (key == "bootstrap.servers" || key == "metadata.broker.list") {
-            error(e.line, e.path, "conflicts with kafka.bootstrap_servers: list the brokers there only");
-        } else if (key == "enable.idempotence") {
-            if (v != "true") {
-                error(e.line, e.path,
-                      fmt::format(
-                          "the relay requires enable.idempotence=true (got {}): at-least-once delivery "
-                          "with per-aggregate order needs the idempotent producer (without it a retried "
-                          "batch can land twice or behind a later one); remove the key, the relay sets it",
-                          quote(value)));
-            }
-        } else if (key == "acks" || key == "request.required.acks") {
-            if (v != "all" && v != "-1") {
-                error(e.line, e.path,
-                      fmt::format(
-                          "the relay requires acks=all (-1), got {}: an event's WAL position is confirmed "
-                          "to PostgreSQL as soon as Kafka acknowledges it, so with fewer acks a broker "
-                          "failure can lose events that PostgreSQL has already released; remove the key, "
-                          "the relay sets it",
-                          quote(value)));
-            }
-        } else if (key == "max.in.flight.requests.per.connection" || key == "max.in.flight") {
-            if (const auto n = parse_uint(v); n && *n > 5) {
-                error(e.line, e.path,
-                      fmt::format("must be at most 5 with the idempotent producer (got {}): more requests in "
-                                  "flight would break per-aggregate order",
-                                  quote(value)));
-            }
-        } else if (key == "retries" || key == "message.send.max.retries") {
-            if (v == "0") {
-                error(e.line, e.path,
-                      "must not be 0: the idempotent producer the relay relies on needs retries to deliver "
-                      "at-least-once");
-            }
-        } else if (key == "delivery.report.only.error") {
-            if (v != "false") {
-                error(e.line, e.path,
-                      "the relay needs a delivery report for every event to know which WAL position it may "
-                      "confirm; remove the key");
-            }
-        } else if (key == "transactional.id") {
-            error(e.line, e.path,
-                  "is owned by the relay (reserved for its exactly-once mode); remove the key");
-        } else if (key == "enable.auto.commit") {
-            error(
-                e.line, e.path,
-                "is a consumer property: the relay is a producer and tracks its progress in the replication "
-                "slot (confirmed LSN), not in consumer offsets; remove the key");
-        }
-    }
-
     void load_kafka(const MapView& m, KafkaConfig& kafka) {
         get_string(m, "bootstrap_servers", kafka.bootstrap_servers, true);
         if (const Entry* e = m.find("properties")) {
@@ -1045,7 +992,8 @@ private:
                 }
                 auto value = scalar(p, "a string, number or boolean");
                 if (!value) continue;
-                check_property(p, *value);
+                if (auto refusal = kafka::refusal(p.key, *value, quote(*value)))
+                    error(p.line, p.path, *refusal);
                 kafka.properties.emplace_back(p.key, std::move(*value));
             }
         }
@@ -1319,12 +1267,7 @@ std::string mask_dsn(std::string_view dsn) {
 }
 
 bool is_secret_property(std::string_view key) {
-    const std::string k = lower(key);
-    for (const std::string_view marker : {"password"sv, "secret"sv, "sasl.jaas.config"sv,
-                                          "sasl.oauthbearer.config"sv, "ssl.key.pem"sv, "token"sv}) {
-        if (k.find(marker) != std::string::npos) return true;
-    }
-    return false;
+    return kafka::is_secret_property(key);
 }
 
 std::string describe(const Config& config) {

@@ -52,9 +52,9 @@ using OutboxConfig = outbox::OutboxOptions;
 struct KafkaConfig {
     std::string bootstrap_servers;
     // Passed verbatim to librdkafka, in file order. Never contains bootstrap.servers,
-    // enable.idempotence=false, acks other than all/-1, or the other keys listed in
-    // docs/configuration.md. May contain secrets: log only through describe() or
-    // is_secret_property().
+    // enable.idempotence=false, acks other than all/-1, or the other properties the relay
+    // owns (kafka/property_policy.h, docs/configuration.md). May contain secrets: log only
+    // through describe() or is_secret_property().
     std::vector<std::pair<std::string, std::string>> properties;
 };
 
@@ -111,7 +111,8 @@ std::optional<std::string> read_password(const PostgresConfig& postgres);
 std::string mask_dsn(std::string_view dsn);
 
 // True for librdkafka property names that carry secrets (sasl.password, ssl.key.password,
-// sasl.oauthbearer.client.secret, ...); their values must not be logged.
+// sasl.oauthbearer.client.secret, ...); their values must not be logged. The list is the
+// producer's: kafka/property_policy.h.
 bool is_secret_property(std::string_view key);
 
 // A human-readable, secret-free, multi-line summary (for --check-config and the start-up log).
