@@ -106,7 +106,7 @@ Config load_config_string(std::string_view yaml, std::string_view origin_name);
 // A human-readable, secret-free, multi-line summary (for --check-config and the start-up log).
 std::string describe(const Config& config);
 
-// Names of enum values as the file writes them.
+// Names of enum values as the file writes them (enum_names.h).
 std::string_view to_string(OnInvalid value) noexcept;
 std::string_view to_string(LogLevel value) noexcept;
 std::string_view to_string(LogFormat value) noexcept;

@@ -67,33 +67,4 @@ std::string describe(const Config& config) {
     return out;
 }
 
-std::string_view to_string(OnInvalid value) noexcept {
-    switch (value) {
-        case OnInvalid::DeadLetter: return "dead_letter";
-        case OnInvalid::Stop: return "stop";
-    }
-    return "unknown";
-}
-
-std::string_view to_string(LogLevel value) noexcept {
-    switch (value) {
-        case LogLevel::Trace: return "trace";
-        case LogLevel::Debug: return "debug";
-        case LogLevel::Info: return "info";
-        case LogLevel::Warn: return "warn";
-        case LogLevel::Error: return "error";
-        case LogLevel::Critical: return "critical";
-        case LogLevel::Off: return "off";
-    }
-    return "unknown";
-}
-
-std::string_view to_string(LogFormat value) noexcept {
-    switch (value) {
-        case LogFormat::Text: return "text";
-        case LogFormat::Json: return "json";
-    }
-    return "unknown";
-}
-
 }  // namespace outbox::config

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "config/config.h"
+#include "config/enum_names.h"
 #include "config/env.h"
 #include "config/file_contents.h"
 #include "config/listen_address.h"
@@ -315,22 +316,18 @@ private:
         }
     }
 
-    template <class Enum, std::size_t N>
-    void get_choice(const MapView& m, std::string_view key,
-                    const std::array<std::pair<std::string_view, Enum>, N>& choices, Enum& target) {
+    template <class Enum>
+    void get_choice(const MapView& m, std::string_view key, Enum& target) {
         const Entry* e = m.find(key);
         if (e == nullptr) return;
-        std::array<std::string_view, N> names{};
-        for (std::size_t i = 0; i < N; ++i) names[i] = choices[i].first;
-        auto value = scalar(*e, fmt::format("one of {}", join(names, ", ")));
+        auto value = scalar(*e, "one of " + enum_name_list<Enum>());
         if (!value) return;
-        for (const auto& [name, v] : choices) {
-            if (name == *value) {
-                target = v;
-                return;
-            }
+        if (const std::optional<Enum> v = enum_value<Enum>(*value)) {
+            target = *v;
+            return;
         }
-        error(e->line, e->path, fmt::format("expected one of {}, got {}", join(names, ", "), quote(*value)));
+        error(e->line, e->path,
+              fmt::format("expected one of {}, got {}", enum_name_list<Enum>(), quote(*value)));
     }
 
     struct Item {
@@ -487,11 +484,7 @@ private:
             }
         }
 
-        static constexpr std::array<std::pair<std::string_view, OnInvalid>, 2> kOnInvalid{{
-            {"dead_letter", OnInvalid::DeadLetter},
-            {"stop", OnInvalid::Stop},
-        }};
-        get_choice(m, "on_invalid", kOnInvalid, outbox.on_invalid);
+        get_choice(m, "on_invalid", outbox.on_invalid);
 
         if (const Entry* e = m.find("dead_letter_topic")) {
             if (auto value = scalar(*e)) {
@@ -555,21 +548,8 @@ private:
     }
 
     void load_log(const MapView& m, LogConfig& log) {
-        static constexpr std::array<std::pair<std::string_view, LogLevel>, 7> kLevels{{
-            {"trace", LogLevel::Trace},
-            {"debug", LogLevel::Debug},
-            {"info", LogLevel::Info},
-            {"warn", LogLevel::Warn},
-            {"error", LogLevel::Error},
-            {"critical", LogLevel::Critical},
-            {"off", LogLevel::Off},
-        }};
-        static constexpr std::array<std::pair<std::string_view, LogFormat>, 2> kFormats{{
-            {"text", LogFormat::Text},
-            {"json", LogFormat::Json},
-        }};
-        get_choice(m, "level", kLevels, log.level);
-        get_choice(m, "format", kFormats, log.format);
+        get_choice(m, "level", log.level);
+        get_choice(m, "format", log.format);
     }
 
     std::string origin_;

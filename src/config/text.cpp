@@ -52,15 +52,6 @@ std::string quote(std::string_view s) {
     return out;
 }
 
-std::string join(std::span<const std::string_view> items, std::string_view sep) {
-    std::string out;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        if (i > 0) out += sep;
-        out += items[i];
-    }
-    return out;
-}
-
 std::size_t edit_distance(std::string_view a, std::string_view b) {
     const std::size_t n = a.size();
     const std::size_t m = b.size();

@@ -6,7 +6,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 
@@ -33,8 +32,6 @@ std::string_view trim(std::string_view s);
 // A value quoted for an error message: "value", with control characters escaped and long
 // values shortened.
 std::string quote(std::string_view s);
-
-std::string join(std::span<const std::string_view> items, std::string_view sep);
 
 // Optimal string alignment distance (Levenshtein plus adjacent transpositions), for "did you
 // mean ...?" suggestions.

@@ -1,30 +1,28 @@
 #include "config/topic_names.h"
 
-#include <algorithm>
-#include <array>
-
 #include <fmt/format.h>
 
+#include "config/enum_names.h"
 #include "config/text.h"
 
 namespace outbox::config {
+
+// The placeholders of a topic template, by the column role they stand for.
+template <>
+struct EnumNames<TopicSegment::Kind> {
+    static constexpr std::array<EnumName<TopicSegment::Kind>, 4> table{{
+        {TopicSegment::Kind::AggregateType, "aggregate_type"},
+        {TopicSegment::Kind::AggregateId, "aggregate_id"},
+        {TopicSegment::Kind::Id, "id"},
+        {TopicSegment::Kind::Table, "table"},
+    }};
+};
 
 namespace {
 
 bool is_topic_char(char c) {
     return is_alpha(c) || is_digit(c) || c == '.' || c == '_' || c == '-';
 }
-
-struct Placeholder {
-    std::string_view name;
-    TopicSegment::Kind kind;
-};
-constexpr std::array<Placeholder, 4> kPlaceholders{{
-    {"aggregate_type", TopicSegment::Kind::AggregateType},
-    {"aggregate_id", TopicSegment::Kind::AggregateId},
-    {"id", TopicSegment::Kind::Id},
-    {"table", TopicSegment::Kind::Table},
-}};
 
 }  // namespace
 
@@ -67,17 +65,14 @@ std::string parse_topic_template(std::string_view text, std::vector<TopicSegment
                 return fmt::format("unterminated placeholder in topic template {}", quote(text));
             }
             const std::string_view name = text.substr(i + 1, close - i - 1);
-            const auto it = std::find_if(kPlaceholders.begin(), kPlaceholders.end(),
-                                         [&](const Placeholder& p) { return p.name == name; });
-            if (it == kPlaceholders.end()) {
-                return fmt::format(
-                    "unknown placeholder {{{}}} in topic template {} (known: {{aggregate_type}}, "
-                    "{{aggregate_id}}, {{id}}, {{table}})",
-                    name, quote(text));
+            const auto kind = enum_value<TopicSegment::Kind>(name);
+            if (!kind) {
+                return fmt::format("unknown placeholder {{{}}} in topic template {} (known: {})", name,
+                                   quote(text), enum_name_list<TopicSegment::Kind>("{", "}"));
             }
             if (!literal.empty()) segments.push_back({TopicSegment::Kind::Literal, std::move(literal)});
             literal.clear();
-            segments.push_back({it->kind, {}});
+            segments.push_back({*kind, {}});
             has_placeholder = true;
             i = close + 1;
             continue;
