@@ -3,7 +3,7 @@
 // Configuration of outbox-relay: plain structs, the YAML loader with strict validation, and
 // the functions that keep secrets out of log lines (secrets.h) and spell durations and sizes
 // (value_syntax.h). The user-facing reference is docs/configuration.md;
-// config/outbox-relay.example.yaml shows every key.
+// config/outbox-relay.example.yaml shows every key. Each key is declared once, in keys.cpp.
 //
 // Every loader error is an outbox::Error(ErrorKind::Config, ...) whose message names the
 // origin (file), the 1-based line and the dotted key path, e.g.

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "config/config.h"
+#include "config/text.h"
 
 namespace outbox::config {
 
@@ -81,5 +82,19 @@ std::string enum_name_list(std::string_view before = {}, std::string_view after 
     }
     return out;
 }
+
+// The ValueSyntax (value_syntax.h) of a key whose value is one of the names of Enum.
+template <class Enum>
+struct Choice {
+    using Value = Enum;
+    static std::string expected() { return "one of " + enum_name_list<Enum>(); }
+    static std::string parse(const std::string& text, Value& out) {
+        const std::optional<Enum> value = enum_value<Enum>(text);
+        if (!value) return fmt::format("expected one of {}, got {}", enum_name_list<Enum>(), quote(text));
+        out = *value;
+        return {};
+    }
+    static std::string show(const Value& value) { return std::string(enum_name(value)); }
+};
 
 }  // namespace outbox::config

@@ -51,4 +51,11 @@ std::string format_listen(const MetricsConfig& metrics) {
     return fmt::format("{}:{}", metrics.host, metrics.port);
 }
 
+std::string ListenAddress::parse(const std::string& text, Value& out) {
+    MetricsConfig parsed;
+    if (auto err = parse_listen(text, parsed); !err.empty()) return err;
+    out = std::move(parsed);
+    return {};
+}
+
 }  // namespace outbox::config

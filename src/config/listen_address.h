@@ -16,4 +16,11 @@ std::string parse_listen(std::string_view text, MetricsConfig& metrics);
 // The address as written in the file ("[::1]:9187"), or `"" (disabled)`.
 std::string format_listen(const MetricsConfig& metrics);
 
+struct ListenAddress {
+    using Value = MetricsConfig;
+    static std::string_view expected() { return "a string"; }
+    static std::string parse(const std::string& text, Value& out);
+    static std::string show(const Value& value) { return format_listen(value); }
+};
+
 }  // namespace outbox::config

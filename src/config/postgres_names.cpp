@@ -1,5 +1,6 @@
 #include "config/postgres_names.h"
 
+#include <algorithm>
 #include <vector>
 
 #include <fmt/format.h>
@@ -53,6 +54,13 @@ std::string parse_identifier(std::string_view s, std::size_t& pos, std::string& 
     return {};
 }
 
+// 1 to 63 bytes of [a-z0-9_], the characters PostgreSQL allows in slot names.
+bool is_lower_identifier(std::string_view name) {
+    return !name.empty() && name.size() <= kMaxIdentifierBytes &&
+           std::all_of(name.begin(), name.end(),
+                       [](char c) { return (c >= 'a' && c <= 'z') || is_digit(c) || c == '_'; });
+}
+
 }  // namespace
 
 std::string parse_table_name(std::string_view text, TableName& table) {
@@ -84,6 +92,27 @@ std::string parse_table_name(std::string_view text, TableName& table) {
         table.schema = "public";
         table.name = std::move(parts[0]);
     }
+    return {};
+}
+
+std::string SlotName::parse(std::string text, Value& out) {
+    if (!is_lower_identifier(text)) {
+        return fmt::format(
+            "expected a replication slot name (1 to 63 lower-case letters, digits and underscores), got {}",
+            quote(text));
+    }
+    out = std::move(text);
+    return {};
+}
+
+std::string PublicationName::parse(std::string text, Value& out) {
+    if (!is_lower_identifier(text) || is_digit(text.front())) {
+        return fmt::format(
+            "expected a publication name (1 to 63 lower-case letters, digits and underscores, not "
+            "starting with a digit), got {}",
+            quote(text));
+    }
+    out = std::move(text);
     return {};
 }
 

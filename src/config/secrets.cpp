@@ -1,6 +1,7 @@
 #include "config/secrets.h"
 
 #include <cctype>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -184,6 +185,19 @@ std::string mask_dsn(std::string_view dsn) {
 
 bool is_secret_property(std::string_view key) {
     return kafka::is_secret_property(key);
+}
+
+std::string PasswordFile::parse(std::string text, Value& out) {
+    if (text.empty()) return {};
+    // The configuration is loaded at start-up, before any other thread exists.
+    const char* creds = std::getenv("CREDENTIALS_DIRECTORY");  // NOLINT(concurrency-mt-unsafe)
+    if (text.front() != '/' && creds != nullptr && *creds != '\0') {
+        std::string dir = creds;
+        if (dir.back() != '/') dir += '/';
+        text = dir + text;
+    }
+    out = std::move(text);
+    return {};
 }
 
 }  // namespace outbox::config

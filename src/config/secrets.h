@@ -29,4 +29,14 @@ std::string mask_dsn(std::string_view dsn);
 // producer's: kafka/property_policy.h.
 bool is_secret_property(std::string_view key);
 
+// postgres.password_file. A relative path is resolved against $CREDENTIALS_DIRECTORY when that
+// variable is set (systemd's LoadCredential=); an empty value means "not set", so that
+// `password_file: ${PGPASS_FILE:-}` is optional.
+struct PasswordFile {
+    using Value = std::optional<std::string>;
+    static std::string_view expected() { return "a string"; }
+    static std::string parse(std::string text, Value& out);
+    static std::string show(const Value& value) { return value ? *value : "(not set)"; }
+};
+
 }  // namespace outbox::config

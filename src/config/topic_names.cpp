@@ -97,4 +97,29 @@ std::string parse_topic_template(std::string_view text, std::vector<TopicSegment
     return {};
 }
 
+std::string TopicTemplate::parse(std::string text, Value& out) {
+    std::vector<TopicSegment> segments;
+    if (auto err = parse_topic_template(text, segments); !err.empty()) return err;
+    out.topic = std::move(text);
+    out.topic_segments = std::move(segments);
+    return {};
+}
+
+std::string TopicTemplate::show(const Value& value) {
+    return value.topic + (value.topic_is_fixed() ? " (fixed)" : "");
+}
+
+std::string DeadLetterTopic::parse(std::string text, Value& out) {
+    if (text.empty()) {
+        if (out.on_invalid == OnInvalid::DeadLetter) {
+            return "must not be empty when outbox.on_invalid is dead_letter";
+        }
+        out.dead_letter_topic.clear();
+        return {};
+    }
+    if (auto err = check_topic_name(text); !err.empty()) return err;
+    out.dead_letter_topic = std::move(text);
+    return {};
+}
+
 }  // namespace outbox::config

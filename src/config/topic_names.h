@@ -20,4 +20,21 @@ std::string check_topic_name(std::string_view name);
 // {table}). Returns an error message, or "" after setting `segments`.
 std::string parse_topic_template(std::string_view text, std::vector<TopicSegment>& segments);
 
+// outbox.topic: sets the template and its parsed form together, so they never disagree.
+struct TopicTemplate {
+    using Value = OutboxOptions;
+    static std::string_view expected() { return "a string"; }
+    static std::string parse(std::string text, Value& out);
+    static std::string show(const Value& value);
+};
+
+// outbox.dead_letter_topic: may be empty only when outbox.on_invalid is stop, so the key table
+// reads it after on_invalid.
+struct DeadLetterTopic {
+    using Value = OutboxOptions;
+    static std::string_view expected() { return "a string"; }
+    static std::string parse(std::string text, Value& out);
+    static std::string show(const Value& value) { return value.dead_letter_topic; }
+};
+
 }  // namespace outbox::config

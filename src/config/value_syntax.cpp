@@ -36,6 +36,15 @@ NumberAndUnit number_and_unit(std::string_view text) {
     return {s.substr(0, i), trim(s.substr(i))};
 }
 
+// Stores a parsed value that must not be zero ("0s", "0MiB" are errors, not "off").
+template <class T>
+std::string store_positive(const Parsed<T>& parsed, std::string_view text, T& out) {
+    if (!parsed.value) return parsed.error;
+    if (*parsed.value == T{}) return fmt::format("must be greater than 0, got {}", quote(text));
+    out = *parsed.value;
+    return {};
+}
+
 }  // namespace
 
 Parsed<std::chrono::milliseconds> parse_duration_explained(std::string_view text) {
@@ -124,6 +133,45 @@ std::string format_size(std::uint64_t bytes) {
         if (bytes % u.factor == 0) return fmt::format("{}{}", bytes / u.factor, u.name);
     }
     return fmt::format("{}B", bytes);
+}
+
+// ---- the syntaxes of the key table -------------------------------------------------------
+
+std::string Text::parse(std::string text, Value& out) {
+    if (text.empty()) return "must not be empty";
+    out = std::move(text);
+    return {};
+}
+
+std::string Boolean::parse(const std::string& text, Value& out) {
+    const std::string v = lower(text);
+    if (v == "true") {
+        out = true;
+    } else if (v == "false") {
+        out = false;
+    } else {
+        return fmt::format("expected true or false, got {}", quote(text));
+    }
+    return {};
+}
+
+std::string PositiveInteger::parse(const std::string& text, Value& out) {
+    const std::string_view v = trim(text);
+    const auto n = parse_uint(v);
+    if (!n && !v.empty() && std::all_of(v.begin(), v.end(), is_digit)) {
+        return fmt::format("{} is too large", quote(text));
+    }
+    if (!n || *n == 0) return fmt::format("expected a positive integer, got {}", quote(text));
+    out = *n;
+    return {};
+}
+
+std::string Duration::parse(const std::string& text, Value& out) {
+    return store_positive(parse_duration_explained(text), text, out);
+}
+
+std::string Size::parse(const std::string& text, Value& out) {
+    return store_positive(parse_size_explained(text), text, out);
 }
 
 }  // namespace outbox::config
