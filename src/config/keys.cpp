@@ -24,7 +24,8 @@ namespace {
 
 // ---- keys with one scalar value: a ValueSyntax and the member it sets --------------------
 
-// config.*first.*second...: the member a key sets, as a path of member pointers.
+// config.*first.*second...: the member a key sets, as a path of member pointers (a fold
+// over .*).
 template <auto... Member, class C>
 auto& member(C& config) {
     return (config.*....*Member);
@@ -63,6 +64,7 @@ std::optional<int> append_unless_duplicate(std::vector<T>& list, std::vector<int
     return std::nullopt;
 }
 
+// outbox.table, or each of outbox.tables: a table name, each table once.
 void read_tables(const Value& value, Config& config) {
     std::vector<int> lines;
     for (const Item& item : value.items()) {
@@ -79,6 +81,7 @@ void read_tables(const Value& value, Config& config) {
     }
 }
 
+// Columns copied into Kafka headers, each once.
 void read_headers(const Value& value, Config& config) {
     std::vector<int> lines;
     for (const Item& item : value.items()) {
@@ -89,7 +92,8 @@ void read_headers(const Value& value, Config& config) {
     }
 }
 
-// Any librdkafka property, in file order, unless the producer's policy refuses it.
+// Any librdkafka property, in file order; the producer's policy (kafka/property_policy.h)
+// refuses the ones the relay owns.
 void read_properties(const Value& value, Config& config) {
     for (const Value& property : value.entries()) {
         if (property.key().empty()) {
@@ -180,8 +184,9 @@ constexpr std::array kKeys{
         .shown_in_line_of("postgres.publication"),
     setting<Duration, &Config::postgres, &PG::status_interval>("postgres.status_interval"),
 
-    Key{.path = "outbox.table", .read = read_tables}.or_list("tables").required().shown_as(table_list,
-                                                                                           "tables"),
+    Key{.path = "outbox.table", .read = read_tables, .show = table_list, .label = "tables"}
+        .or_list("tables")
+        .required(),
     setting<Text, &Config::outbox, &Outbox::columns, &Columns::id>("outbox.columns.id")
         .shown_as(column_roles, "columns"),
     setting<Text, &Config::outbox, &Outbox::columns, &Columns::aggregate_type>(

@@ -212,7 +212,7 @@ TEST_CASE("kafka property policy: owned properties are documented and refused on
         {"transactional.id", "x", true},
         {"enable.auto.commit", "false", true},
         {"linger.ms", "5", false},
-        {"ACKS", "1", false},  // property names are case-sensitive in librdkafka too
+        {"ACKS", "1", false},  // matched exactly, like librdkafka looks names up
     };
     for (const auto& row : rows) {
         CAPTURE(row.name);
