@@ -1,8 +1,9 @@
 #pragma once
 
 // Configuration of outbox-relay: plain structs, the YAML loader with strict validation, and
-// helpers that keep secrets out of log lines. The user-facing reference is
-// docs/configuration.md; config/outbox-relay.example.yaml shows every key.
+// the functions that keep secrets out of log lines (secrets.h) and spell durations and sizes
+// (value_syntax.h). The user-facing reference is docs/configuration.md;
+// config/outbox-relay.example.yaml shows every key. Each key is declared once, in keys.cpp.
 //
 // Every loader error is an outbox::Error(ErrorKind::Config, ...) whose message names the
 // origin (file), the 1-based line and the dotted key path, e.g.
@@ -17,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "config/secrets.h"
+#include "config/value_syntax.h"
 #include "outbox/options.h"
 
 namespace outbox::config {
@@ -52,9 +55,9 @@ using OutboxConfig = outbox::OutboxOptions;
 struct KafkaConfig {
     std::string bootstrap_servers;
     // Passed verbatim to librdkafka, in file order. Never contains bootstrap.servers,
-    // enable.idempotence=false, acks other than all/-1, or the other keys listed in
-    // docs/configuration.md. May contain secrets: log only through describe() or
-    // is_secret_property().
+    // enable.idempotence=false, acks other than all/-1, or the other properties the relay
+    // owns (kafka/property_policy.h, docs/configuration.md). May contain secrets: log only
+    // through describe() or is_secret_property().
     std::vector<std::pair<std::string, std::string>> properties;
 };
 
@@ -100,36 +103,10 @@ Config load_config_file(const std::string& path);
 // Same, from text; origin_name stands for the file in messages.
 Config load_config_string(std::string_view yaml, std::string_view origin_name);
 
-// Reads postgres.password_file: nullopt when it is not set, else its contents without one
-// trailing newline. Throws Error(Config) naming the file (never the contents) when it cannot
-// be read or is empty.
-std::optional<std::string> read_password(const PostgresConfig& postgres);
-
-// Replaces password values in a libpq conninfo string (password=secret, password='se cret')
-// or URI (postgresql://user:secret@host/db, ?password=secret) with ***. Use it for every
-// log line that shows a DSN.
-std::string mask_dsn(std::string_view dsn);
-
-// True for librdkafka property names that carry secrets (sasl.password, ssl.key.password,
-// sasl.oauthbearer.client.secret, ...); their values must not be logged.
-bool is_secret_property(std::string_view key);
-
 // A human-readable, secret-free, multi-line summary (for --check-config and the start-up log).
 std::string describe(const Config& config);
 
-// ---- value syntax, also used by the loader -----------------------------------------------
-
-// "500ms", "10s", "2m", "1h" (whitespace between number and unit allowed). A bare number
-// has no unit and is rejected. nullopt on any syntax error or overflow.
-std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
-// Plain bytes ("1048576") or with a unit: B, KiB, MiB, GiB (powers of 1024), KB, MB, GB
-// (powers of 1000). nullopt on any syntax error or overflow.
-std::optional<std::uint64_t> parse_size(std::string_view text);
-// Shortest exact spelling: 10000ms -> "10s", 90000ms -> "90s", 1500ms -> "1500ms".
-std::string format_duration(std::chrono::milliseconds duration);
-// 67108864 -> "64MiB", 1000000 -> "1MB", 1234 -> "1234B".
-std::string format_size(std::uint64_t bytes);
-
+// Names of enum values as the file writes them (enum_names.h).
 std::string_view to_string(OnInvalid value) noexcept;
 std::string_view to_string(LogLevel value) noexcept;
 std::string_view to_string(LogFormat value) noexcept;

@@ -1,0 +1,17 @@
+#include "config/enum_names.h"
+
+namespace outbox::config {
+
+std::string_view to_string(OnInvalid value) noexcept {
+    return enum_name(value);
+}
+
+std::string_view to_string(LogLevel value) noexcept {
+    return enum_name(value);
+}
+
+std::string_view to_string(LogFormat value) noexcept {
+    return enum_name(value);
+}
+
+}  // namespace outbox::config

@@ -1,0 +1,252 @@
+#include "config/keys.h"
+
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "config/config.h"
+#include "config/enum_names.h"
+#include "config/listen_address.h"
+#include "config/postgres_names.h"
+#include "config/secrets.h"
+#include "config/text.h"
+#include "config/topic_names.h"
+#include "config/value_syntax.h"
+#include "config/yaml_value.h"
+#include "kafka/property_policy.h"
+
+namespace outbox::config {
+
+namespace {
+
+// ---- keys with one scalar value: a ValueSyntax and the member it sets --------------------
+
+// config.*first.*second...: the member a key sets, as a path of member pointers (a fold
+// over .*).
+template <auto... Member, class C>
+auto& member(C& config) {
+    return (config.*....*Member);
+}
+
+template <ValueSyntax Syntax, auto... Member>
+void read_scalar(const Value& value, Config& config) {
+    std::optional<std::string> text = value.text(Syntax::expected());
+    if (!text) return;
+    if (std::string error = Syntax::parse(std::move(*text), member<Member...>(config)); !error.empty()) {
+        value.error(error);
+    }
+}
+
+template <ValueSyntax Syntax, auto... Member>
+std::string show_scalar(const Config& config) {
+    return Syntax::show(member<Member...>(config));
+}
+
+// A key whose value is one scalar of `Syntax`, stored in the member at the end of `Member...`.
+template <ValueSyntax Syntax, auto... Member>
+constexpr Key setting(std::string_view path) {
+    return Key{.path = path, .read = read_scalar<Syntax, Member...>, .show = show_scalar<Syntax, Member...>};
+}
+
+// ---- keys with a list or map value -------------------------------------------------------
+
+// Appends `value` (written at `line`) unless `list` already has it; then returns the line of
+// the earlier one. `lines` holds the line of each element of `list`.
+template <class T>
+std::optional<int> append_unless_duplicate(std::vector<T>& list, std::vector<int>& lines, T value, int line) {
+    const auto it = std::find(list.begin(), list.end(), value);
+    if (it != list.end()) return lines[static_cast<std::size_t>(it - list.begin())];
+    list.push_back(std::move(value));
+    lines.push_back(line);
+    return std::nullopt;
+}
+
+// outbox.table, or each of outbox.tables: a table name, each table once.
+void read_tables(const Value& value, Config& config) {
+    std::vector<int> lines;
+    for (const Item& item : value.items()) {
+        TableName table;
+        if (auto err = parse_table_name(item.text, table); !err.empty()) {
+            value.error(item.place, err);
+            continue;
+        }
+        const std::string name = table.qualified();
+        if (auto first =
+                append_unless_duplicate(config.outbox.tables, lines, std::move(table), item.place.line)) {
+            value.error(item.place, fmt::format("duplicate table {} (also at line {})", name, *first));
+        }
+    }
+}
+
+// Columns copied into Kafka headers, each once.
+void read_headers(const Value& value, Config& config) {
+    std::vector<int> lines;
+    for (const Item& item : value.items()) {
+        if (auto first = append_unless_duplicate(config.outbox.headers, lines, item.text, item.place.line)) {
+            value.error(item.place, fmt::format("duplicate header column {} (also at line {})",
+                                                quote(item.text), *first));
+        }
+    }
+}
+
+// Any librdkafka property, in file order; the producer's policy (kafka/property_policy.h)
+// refuses the ones the relay owns.
+void read_properties(const Value& value, Config& config) {
+    for (const Value& property : value.entries()) {
+        if (property.key().empty()) {
+            property.error("property names must not be empty");
+            continue;
+        }
+        std::optional<std::string> text = property.text("a string, number or boolean");
+        if (!text) continue;
+        if (auto refusal = kafka::refusal(property.key(), *text, quote(*text))) property.error(*refusal);
+        config.kafka.properties.emplace_back(property.key(), std::move(*text));
+    }
+}
+
+// ---- describe() lines that show more than one key ----------------------------------------
+
+std::string list_or_none(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& item : items) {
+        if (!out.empty()) out += ", ";
+        out += item;
+    }
+    return out.empty() ? "(none)" : out;
+}
+
+std::string masked_dsn(const Config& config) {
+    return mask_dsn(config.postgres.dsn);
+}
+
+std::string with_creation(const std::string& name, bool create) {
+    return name + (create ? " (created if missing)" : " (must exist)");
+}
+
+std::string slot_and_creation(const Config& config) {
+    return with_creation(config.postgres.slot, config.postgres.create_slot);
+}
+
+std::string publication_and_creation(const Config& config) {
+    return with_creation(config.postgres.publication, config.postgres.create_publication);
+}
+
+std::string table_list(const Config& config) {
+    std::vector<std::string> names;
+    for (const auto& table : config.outbox.tables) names.push_back(table.qualified());
+    return list_or_none(names);
+}
+
+std::string column_roles(const Config& config) {
+    const ColumnRoles& c = config.outbox.columns;
+    return fmt::format("id={}, aggregate_type={}, aggregate_id={}, payload={}", c.id, c.aggregate_type,
+                       c.aggregate_id, c.payload);
+}
+
+std::string header_list(const Config& config) {
+    return list_or_none(config.outbox.headers);
+}
+
+std::string on_invalid_and_dead_letter_topic(const Config& config) {
+    const OutboxConfig& outbox = config.outbox;
+    const std::string_view policy = enum_name(outbox.on_invalid);
+    if (outbox.on_invalid != OnInvalid::DeadLetter) return std::string(policy);
+    return fmt::format("{} -> {}", policy, outbox.dead_letter_topic);
+}
+
+std::string property_lines(const Config& config) {
+    if (config.kafka.properties.empty()) return "(none)";
+    std::string out;
+    for (const auto& [key, value] : config.kafka.properties) {
+        out += fmt::format("\n    {}: {}", key, is_secret_property(key) ? kMasked : std::string_view(value));
+    }
+    return out;
+}
+
+// ---- the table ---------------------------------------------------------------------------
+
+using PG = PostgresConfig;
+using Outbox = OutboxConfig;
+using Columns = ColumnRoles;
+
+constexpr std::array kKeys{
+    setting<Text, &Config::postgres, &PG::dsn>("postgres.dsn").required().shown_as(masked_dsn),
+    setting<PasswordFile, &Config::postgres, &PG::password_file>("postgres.password_file"),
+    setting<SlotName, &Config::postgres, &PG::slot>("postgres.slot").shown_as(slot_and_creation),
+    setting<PublicationName, &Config::postgres, &PG::publication>("postgres.publication")
+        .shown_as(publication_and_creation),
+    setting<Boolean, &Config::postgres, &PG::create_slot>("postgres.create_slot")
+        .shown_in_line_of("postgres.slot"),
+    setting<Boolean, &Config::postgres, &PG::create_publication>("postgres.create_publication")
+        .shown_in_line_of("postgres.publication"),
+    setting<Duration, &Config::postgres, &PG::status_interval>("postgres.status_interval"),
+
+    Key{.path = "outbox.table", .read = read_tables, .show = table_list, .label = "tables"}
+        .or_list("tables")
+        .required(),
+    setting<Text, &Config::outbox, &Outbox::columns, &Columns::id>("outbox.columns.id")
+        .shown_as(column_roles, "columns"),
+    setting<Text, &Config::outbox, &Outbox::columns, &Columns::aggregate_type>(
+        "outbox.columns.aggregate_type")
+        .shown_in_line_of("outbox.columns.id"),
+    setting<Text, &Config::outbox, &Outbox::columns, &Columns::aggregate_id>("outbox.columns.aggregate_id")
+        .shown_in_line_of("outbox.columns.id"),
+    setting<Text, &Config::outbox, &Outbox::columns, &Columns::payload>("outbox.columns.payload")
+        .shown_in_line_of("outbox.columns.id"),
+    setting<TopicTemplate, &Config::outbox>("outbox.topic"),
+    Key{.path = "outbox.headers", .read = read_headers, .show = header_list},
+    setting<Choice<OnInvalid>, &Config::outbox, &Outbox::on_invalid>("outbox.on_invalid")
+        .shown_as(on_invalid_and_dead_letter_topic),
+    setting<DeadLetterTopic, &Config::outbox>("outbox.dead_letter_topic")
+        .shown_in_line_of("outbox.on_invalid"),
+
+    setting<Text, &Config::kafka, &KafkaConfig::bootstrap_servers>("kafka.bootstrap_servers").required(),
+    Key{.path = "kafka.properties", .read = read_properties, .show = property_lines},
+
+    setting<PositiveInteger, &Config::limits, &Limits::max_inflight_events>("limits.max_inflight_events"),
+    setting<Size, &Config::limits, &Limits::max_inflight_bytes>("limits.max_inflight_bytes"),
+
+    setting<ListenAddress, &Config::metrics>("metrics.listen"),
+
+    setting<Choice<LogLevel>, &Config::log, &LogConfig::level>("log.level"),
+    setting<Choice<LogFormat>, &Config::log, &LogConfig::format>("log.format"),
+};
+
+// ---- rules between keys ------------------------------------------------------------------
+
+// Refused events must not go back to the topic they were refused for.
+void dead_letter_topic_differs(const Config& config, const Section& outbox_section, Problems& problems) {
+    const OutboxConfig& outbox = config.outbox;
+    if (outbox.on_invalid != OnInvalid::DeadLetter || !outbox.topic_is_fixed() ||
+        outbox.topic != outbox.dead_letter_topic) {
+        return;
+    }
+    // At dead_letter_topic; when it is the default, on the line that set the topic.
+    Place place{outbox_section.place.line, dotted(outbox_section.place.path, "dead_letter_topic")};
+    if (const Value* dead_letter = outbox_section.find("dead_letter_topic")) {
+        place = dead_letter->place();
+    } else if (const Value* topic = outbox_section.find("topic")) {
+        place.line = topic->place().line;
+    }
+    problems.add(
+        place, fmt::format("the dead-letter topic must differ from outbox.topic ({})", quote(outbox.topic)));
+}
+
+constexpr std::array kConstraints{
+    Constraint{"outbox", dead_letter_topic_differs},
+};
+
+}  // namespace
+
+std::span<const Key> keys() {
+    return kKeys;
+}
+
+std::span<const Constraint> constraints() {
+    return kConstraints;
+}
+
+}  // namespace outbox::config
