@@ -1,5 +1,6 @@
 #include "app/session.h"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 
@@ -22,6 +23,8 @@ constexpr auto kShutdownDrainTimeout = 30s;
 constexpr auto kNotReadingStatusInterval = 1s;
 // Frames read per loop turn before the producer is served again.
 constexpr int kFramesPerTurn = 4096;
+// How often the state file's confirmed position is brought up to date while streaming.
+constexpr auto kStateInterval = 10s;
 
 std::int64_t unix_now_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -39,6 +42,11 @@ pg::ReplicationOptions replication_options(const config::Config& c) {
     o.create_slot = c.postgres.create_slot;
     o.create_publication = c.postgres.create_publication;
     o.status_interval = c.postgres.status_interval;
+    switch (c.postgres.slot_failover) {
+        case config::SlotFailover::Auto: o.slot_failover.reset(); break;
+        case config::SlotFailover::Enabled: o.slot_failover = true; break;
+        case config::SlotFailover::Disabled: o.slot_failover = false; break;
+    }
     return o;
 }
 
@@ -62,8 +70,22 @@ void Session::start() {
     const config::Config& config = ctx_.config;
     RelayStats& stats = ctx_.stats;
     ++stats.sessions;
-    stream_.emplace(replication_options(config));
+    pg::ReplicationOptions options = replication_options(config);
+    options.before_creating_slot = [this](const pg::ServerIdentity& identity) { refuse_lost_slot(identity); };
+    stream_.emplace(std::move(options));
     stream_->start();
+    const pg::ServerIdentity& identity = stream_->identity();
+    if (ctx_.state != nullptr) {
+        known_ = ctx_.state->find(identity.system_id, identity.database, config.postgres.slot);
+        if (known_ && known_->timeline != identity.timeline) {
+            spdlog::info(
+                "timeline {} on {} (this relay last streamed on timeline {}): the server was promoted; slot "
+                "\"{}\" "
+                "is here at {} (it last confirmed {}), so nothing is skipped",
+                identity.timeline, identity.address, known_->timeline, config.postgres.slot,
+                stream_->slot().confirmed_flush.to_string(), known_->confirmed.to_string());
+        }
+    }
     publisher_.emplace(publisher_options(config));
     pipeline_.emplace(pipeline_options(config), stream_->slot().confirmed_flush, *publisher_,
                       static_cast<relay::Observer&>(*this));
@@ -81,6 +103,8 @@ void Session::start() {
             stream_->slot().confirmed_flush.to_string(), previously_confirmed.to_string());
     }
     stats.confirmed = stream_->slot().confirmed_flush;
+    remember_slot(true);
+    report_failover_readiness();
     if (ctx_.metrics.standby.Value() != 0)
         spdlog::info("standby: the slot was released; this instance takes over");
     ctx_.metrics.standby.Set(0);
@@ -129,6 +153,7 @@ Session::End Session::run() {
         const auto next_status = stream_->service(now);
         update_gauges(now);
         ctx_.progress.maybe_log(ctx_.stats, false);
+        remember_slot(false);
 
         // A stop by policy does not finish the open transaction: it can never be confirmed.
         if (pipeline_->stop_reason() || (ctx_.signals.stopping() && !pipeline_->in_transaction())) {
@@ -182,6 +207,7 @@ Session::End Session::finish() {
     stream_->confirm(pipeline_->confirmable());
     account();
     stream_->finish();
+    remember_slot(true);
     update_gauges(Clock::now());
     ctx_.progress.maybe_log(ctx_.stats, true);
     const std::optional<std::string> stop_reason = pipeline_->stop_reason();
@@ -194,6 +220,75 @@ Session::End Session::finish() {
         return End::Stopped;
     }
     return End::Shutdown;
+}
+
+void Session::refuse_lost_slot(const pg::ServerIdentity& identity) const {
+    const std::string& slot = ctx_.config.postgres.slot;
+    if (ctx_.state == nullptr) return;
+    const auto known = ctx_.state->find(identity.system_id, identity.database, slot);
+    if (!known) return;
+    throw Error(
+        ErrorKind::Config,
+        fmt::format(
+            "replication slot \"{}\" does not exist on {} (system {}, database \"{}\", timeline {}), but "
+            "this "
+            "relay streamed from it before (timeline {}) and last confirmed {}. Creating it anew would start "
+            "at the current WAL position and skip every event committed after {} that was not published "
+            "yet. This happens after a failover to a standby without the slot (PostgreSQL 16 and older, or "
+            "a slot that is not a failover slot) or when someone dropped the slot. Nothing was created; see "
+            "docs/operations.md, \"The slot is missing\" (state file {})",
+            slot, identity.address, identity.system_id, identity.database, identity.timeline, known->timeline,
+            known->confirmed.to_string(), known->confirmed.to_string(), ctx_.state->path()));
+}
+
+void Session::report_failover_readiness() {
+    const pg::SlotState& slot = stream_->slot();
+    const pg::ServerIdentity& identity = stream_->identity();
+    ctx_.metrics.slot_failover.Set(slot.failover ? 1 : 0);
+    ctx_.metrics.synchronized_standby_slots.Set(slot.synchronized_standby_slots.empty() ? 0 : 1);
+    if (identity.server_version < 170000) return;
+    const config::PostgresConfig& postgres = ctx_.config.postgres;
+    if (!slot.failover) {
+        if (postgres.slot_failover != config::SlotFailover::Disabled) {
+            spdlog::warn(
+                "replication slot \"{}\" is not a failover slot: a promoted standby will not have it, and "
+                "the "
+                "relay will stop there (exit 78). Set postgres.slot_failover: true to turn it on (see "
+                "docs/operations.md, \"Failover\")",
+                postgres.slot);
+        }
+        return;
+    }
+    if (slot.synchronized_standby_slots.empty()) {
+        spdlog::warn(
+            "replication slot \"{}\" is a failover slot, but synchronized_standby_slots is not set on {}: "
+            "the relay "
+            "may publish events a promoted standby never received (they would exist in Kafka only). Set it "
+            "to the "
+            "standby's physical slot (see docs/operations.md, \"Failover\")",
+            postgres.slot, identity.address);
+    }
+}
+
+void Session::remember_slot(bool force) {
+    if (ctx_.state == nullptr || !stream_) return;
+    const auto now = Clock::now();
+    const Lsn confirmed = ctx_.stats.confirmed;
+    if (!force && (confirmed == last_state_confirmed_ || now - last_state_write_ < kStateInterval)) return;
+    const pg::ServerIdentity& identity = stream_->identity();
+    const KnownSlot known{identity.system_id, identity.database, ctx_.config.postgres.slot, identity.timeline,
+                          confirmed};
+    if (force && last_state_write_ == Clock::time_point{}) {
+        ctx_.state->remember(known);  // at session start: without it a lost slot goes unnoticed
+    } else {
+        try {
+            ctx_.state->remember(known);
+        } catch (const Error& e) {
+            spdlog::warn("{}", e.what());  // the entry exists; only its LSN is older
+        }
+    }
+    last_state_write_ = now;
+    last_state_confirmed_ = confirmed;
 }
 
 void Session::on_delivery(const relay::Delivery& d) {

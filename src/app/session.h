@@ -9,6 +9,7 @@
 #include "app/progress_log.h"
 #include "app/service_notifier.h"
 #include "app/signals.h"
+#include "app/state_file.h"
 #include "common/error.h"
 #include "common/lsn.h"
 #include "config/config.h"
@@ -29,6 +30,7 @@ struct SessionContext {
     metrics::HealthState& health;
     RelayStats& stats;
     ProgressLog& progress;
+    const StateFile* state;  // nullptr: no state file
 };
 
 // Ends a session that must not confirm anything more; the next session replays from the slot.
@@ -70,6 +72,11 @@ private:
     void update_gauges(std::chrono::steady_clock::time_point now);
     prometheus::Counter& published_counter(std::string_view topic);
     End finish();
+    // Stops before a missing slot is created when the state file says this relay streamed from it.
+    void refuse_lost_slot(const pg::ServerIdentity& identity) const;
+    void report_failover_readiness();
+    // Records the slot and the confirmed position in the state file (when due, or with `force`).
+    void remember_slot(bool force);
 
     // relay::Observer
     void dead_lettered(const CommitInfo& txn, const Rejection& why) override;
@@ -85,6 +92,9 @@ private:
     prometheus::Counter* last_topic_counter_ = nullptr;
     std::unordered_map<std::string, prometheus::Counter*> published_counters_;
     std::uint64_t wal_bytes_counted_ = 0;
+    std::optional<KnownSlot> known_;  // what the state file said when the session started
+    std::chrono::steady_clock::time_point last_state_write_{};
+    Lsn last_state_confirmed_;
 };
 
 }  // namespace outbox::app

@@ -40,6 +40,17 @@ Supervisor::Supervisor(config::Config config, std::string config_path, int signa
     }
     health_.last_turn_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+    if (const auto path = config::state_file_path(config_.postgres)) {
+        state_.emplace(*path);
+        state_->check_usable();  // a Config error (exit 78) before anything is created
+        spdlog::info("state file {}", *path);
+    } else {
+        spdlog::warn(
+            "no state file (postgres.state_file is not set and there is no $STATE_DIRECTORY): if the slot "
+            "goes "
+            "missing (a failover, a DROP) the relay cannot tell and creates it anew, skipping events; see "
+            "docs/operations.md, \"The state file\"");
+    }
 }
 
 void Supervisor::reload() {
@@ -89,7 +100,8 @@ int Supervisor::run() {
     while (true) {
         bool made_progress = false;
         try {
-            Session session({config_, signals_, notifier_, metrics_, health_, stats_, progress_});
+            Session session({config_, signals_, notifier_, metrics_, health_, stats_, progress_,
+                             state_ ? &*state_ : nullptr});
             Session::End end{};
             try {
                 end = session.run();

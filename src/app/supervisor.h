@@ -2,11 +2,13 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "app/progress_log.h"
 #include "app/service_notifier.h"
 #include "app/signals.h"
+#include "app/state_file.h"
 #include "config/config.h"
 #include "metrics/http_server.h"
 #include "metrics/relay_metrics.h"
@@ -41,6 +43,7 @@ private:
     Signals signals_;
     RelayStats stats_;
     ProgressLog progress_;
+    std::optional<StateFile> state_;
 };
 
 }  // namespace outbox::app

@@ -19,12 +19,20 @@
 #include <vector>
 
 #include "config/secrets.h"
+#include "config/state_path.h"
 #include "config/value_syntax.h"
 #include "outbox/options.h"
 
 namespace outbox::config {
 
 // ---- postgres ----------------------------------------------------------------------------
+
+// postgres.slot_failover: whether the slot is a failover slot (PostgreSQL 17+).
+enum class SlotFailover {
+    Auto,     // create it as one where the server supports it; leave an existing slot as it is
+    Enabled,  // create it as one, turn it on for an existing slot; before 17 a configuration error
+    Disabled  // never
+};
 
 struct PostgresConfig {
     // libpq conninfo ("host=... dbname=...") or URI ("postgresql://..."). May contain a
@@ -39,6 +47,9 @@ struct PostgresConfig {
     bool create_slot = true;                   // create the slot when it does not exist
     bool create_publication = true;            // create the publication when it does not exist
     std::chrono::milliseconds status_interval{std::chrono::seconds(10)};  // > 0
+    SlotFailover slot_failover = SlotFailover::Auto;
+    // Where the slots this relay streamed from are remembered (state_path.h). nullopt: not set.
+    std::optional<std::string> state_file;
 };
 
 // ---- outbox ------------------------------------------------------------------------------
@@ -108,6 +119,7 @@ std::string describe(const Config& config);
 
 // Names of enum values as the file writes them (enum_names.h).
 std::string_view to_string(OnInvalid value) noexcept;
+std::string_view to_string(SlotFailover value) noexcept;
 std::string_view to_string(LogLevel value) noexcept;
 std::string_view to_string(LogFormat value) noexcept;
 

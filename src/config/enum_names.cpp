@@ -6,6 +6,10 @@ std::string_view to_string(OnInvalid value) noexcept {
     return enum_name(value);
 }
 
+std::string_view to_string(SlotFailover value) noexcept {
+    return enum_name(value);
+}
+
 std::string_view to_string(LogLevel value) noexcept {
     return enum_name(value);
 }

@@ -34,6 +34,15 @@ struct EnumNames<OnInvalid> {
 };
 
 template <>
+struct EnumNames<SlotFailover> {
+    static constexpr std::array<EnumName<SlotFailover>, 3> table{{
+        {SlotFailover::Auto, "auto"},
+        {SlotFailover::Enabled, "true"},
+        {SlotFailover::Disabled, "false"},
+    }};
+};
+
+template <>
 struct EnumNames<LogLevel> {
     static constexpr std::array<EnumName<LogLevel>, 7> table{{
         {LogLevel::Trace, "trace"},

@@ -12,6 +12,7 @@
 #include "config/listen_address.h"
 #include "config/postgres_names.h"
 #include "config/secrets.h"
+#include "config/state_path.h"
 #include "config/text.h"
 #include "config/topic_names.h"
 #include "config/value_syntax.h"
@@ -134,6 +135,11 @@ std::string publication_and_creation(const Config& config) {
     return with_creation(config.postgres.publication, config.postgres.create_publication);
 }
 
+std::string state_file(const Config& config) {
+    if (const auto path = state_file_path(config.postgres)) return *path;
+    return "(none: set postgres.state_file or run with StateDirectory=)";
+}
+
 std::string table_list(const Config& config) {
     std::vector<std::string> names;
     for (const auto& table : config.outbox.tables) names.push_back(table.qualified());
@@ -183,6 +189,8 @@ constexpr std::array kKeys{
     setting<Boolean, &Config::postgres, &PG::create_publication>("postgres.create_publication")
         .shown_in_line_of("postgres.publication"),
     setting<Duration, &Config::postgres, &PG::status_interval>("postgres.status_interval"),
+    setting<Choice<SlotFailover>, &Config::postgres, &PG::slot_failover>("postgres.slot_failover"),
+    setting<StateFilePath, &Config::postgres, &PG::state_file>("postgres.state_file").shown_as(state_file),
 
     Key{.path = "outbox.table", .read = read_tables, .show = table_list, .label = "tables"}
         .or_list("tables")

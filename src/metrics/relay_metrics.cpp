@@ -88,6 +88,18 @@ RelayMetrics::RelayMetrics(const std::string& version)
                   .Help("1 while waiting for another instance to release the replication slot.")
                   .Register(*registry_)
                   .Add({})),
+      slot_failover(prometheus::BuildGauge()
+                        .Name("outbox_relay_slot_failover")
+                        .Help("1 when the replication slot is a failover slot (PostgreSQL 17+), else 0.")
+                        .Register(*registry_)
+                        .Add({})),
+      synchronized_standby_slots(
+          prometheus::BuildGauge()
+              .Name("outbox_relay_synchronized_standby_slots")
+              .Help("1 when the primary's synchronized_standby_slots is set (PostgreSQL "
+                    "17+), else 0.")
+              .Register(*registry_)
+              .Add({})),
       published_family_(prometheus::BuildCounter()
                             .Name("outbox_relay_events_published_total")
                             .Help("Outbox events acknowledged by Kafka, by topic.")

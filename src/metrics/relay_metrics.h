@@ -44,6 +44,8 @@ public:
     prometheus::Gauge& postgres_connected;
     prometheus::Gauge& kafka_up;
     prometheus::Gauge& standby;
+    prometheus::Gauge& slot_failover;
+    prometheus::Gauge& synchronized_standby_slots;
 
     // Sets outbox_relay_slot_wal_status{status} to 1 for `status` and 0 for the others.
     void set_slot_wal_status(std::string_view status);

@@ -33,13 +33,20 @@ struct ConnectParams {
 };
 
 ConnectParams connect_params(const std::string& conninfo, ReplicationMode mode,
-                             const std::optional<std::string>& password,
-                             const std::string& application_name) {
+                             const std::optional<std::string>& password, const std::string& application_name,
+                             TargetServer target) {
     // expand_dbname=1: "dbname" may hold a full conninfo or URI, and the keywords after it
     // override what it says. connect_timeout first so the DSN can override it: a blocking
     // connect must not hang for minutes (the watchdog and the standby retry wait on it).
-    ConnectParams p{{"connect_timeout", "dbname", "application_name"},
-                    {"10", conninfo.c_str(), application_name.c_str()}};
+    // target_session_attrs first too: libpq then tries a multi-host DSN's hosts in turn and
+    // settles only on the primary, unless the DSN asks for something else.
+    ConnectParams p{{"connect_timeout"}, {"10"}};
+    if (target == TargetServer::Primary) {
+        p.keys.push_back("target_session_attrs");
+        p.values.push_back("primary");
+    }
+    p.keys.insert(p.keys.end(), {"dbname", "application_name"});
+    p.values.insert(p.values.end(), {conninfo.c_str(), application_name.c_str()});
     if (mode == ReplicationMode::Database) {
         p.keys.push_back("replication");
         p.values.push_back("database");
@@ -74,8 +81,8 @@ void wait_interruptible(int socket, short events, int cancel_fd) {
 
 Connection Connection::connect(const std::string& conninfo, ReplicationMode mode,
                                const std::optional<std::string>& password,
-                               const std::string& application_name) {
-    const ConnectParams p = connect_params(conninfo, mode, password, application_name);
+                               const std::string& application_name, TargetServer target) {
+    const ConnectParams p = connect_params(conninfo, mode, password, application_name, target);
     PGconn* raw = PQconnectdbParams(p.keys.data(), p.values.data(), 1);
     if (raw == nullptr) throw Error(ErrorKind::Fatal, "libpq: out of memory creating a connection");
     Connection conn(raw);
@@ -89,8 +96,9 @@ Connection Connection::connect(const std::string& conninfo, ReplicationMode mode
 
 Connection Connection::connect_interruptible(const std::string& conninfo, int cancel_fd,
                                              const std::optional<std::string>& password,
-                                             const std::string& application_name) {
-    const ConnectParams p = connect_params(conninfo, ReplicationMode::None, password, application_name);
+                                             const std::string& application_name, TargetServer target) {
+    const ConnectParams p =
+        connect_params(conninfo, ReplicationMode::None, password, application_name, target);
     PGconn* raw = PQconnectStartParams(p.keys.data(), p.values.data(), 1);
     if (raw == nullptr) throw Error(ErrorKind::Fatal, "libpq: out of memory creating a connection");
     Connection conn(raw);
@@ -145,6 +153,12 @@ void Connection::use_utf8() {
     if (PQsetClientEncoding(conn_.get(), "UTF8") != 0) {
         throw Error(ErrorKind::Transient, "cannot set client_encoding to UTF8: " + error_message());
     }
+}
+
+std::string Connection::server_address() const {
+    const char* host = PQhost(conn_.get());
+    const char* port = PQport(conn_.get());
+    return fmt::format("{}:{}", host != nullptr ? host : "?", port != nullptr ? port : "?");
 }
 
 std::string Connection::error_message() const {

@@ -45,6 +45,10 @@ ErrorKind classify_sqlstate(std::string_view sqlstate) noexcept;
 
 enum class ReplicationMode { None, Database };
 
+// Which server of a multi-host DSN (host=a,b) a connection may settle on. Primary adds
+// target_session_attrs=primary unless the DSN says otherwise: a standby is never used.
+enum class TargetServer { Any, Primary };
+
 // One libpq connection, owned. Blocking helpers for setup queries; the replication stream
 // uses the raw handle in non-blocking mode.
 class Connection {
@@ -53,14 +57,16 @@ public:
     // one in conninfo without ever being formatted into a string we might log.
     static Connection connect(const std::string& conninfo, ReplicationMode mode = ReplicationMode::None,
                               const std::optional<std::string>& password = std::nullopt,
-                              const std::string& application_name = "outbox-relay");
+                              const std::string& application_name = "outbox-relay",
+                              TargetServer target = TargetServer::Any);
 
     // A normal connection whose connect and queries give up (Error(Transient, "interrupted"))
     // as soon as `cancel_fd` becomes readable, or after 10 s without an answer: for threads
     // that must stop promptly. Keeps the server's client_encoding (catalog queries only).
     static Connection connect_interruptible(const std::string& conninfo, int cancel_fd,
                                             const std::optional<std::string>& password = std::nullopt,
-                                            const std::string& application_name = "outbox-relay");
+                                            const std::string& application_name = "outbox-relay",
+                                            TargetServer target = TargetServer::Any);
 
     Connection(Connection&&) noexcept = default;
     Connection& operator=(Connection&&) noexcept = default;
@@ -79,6 +85,8 @@ public:
                                            const std::vector<std::optional<std::string>>& params = {});
 
     [[nodiscard]] int server_version() const noexcept { return PQserverVersion(conn_.get()); }
+    // "host:port" of the server this connection settled on (one of a multi-host DSN's).
+    [[nodiscard]] std::string server_address() const;
     [[nodiscard]] int socket() const noexcept { return PQsocket(conn_.get()); }
     [[nodiscard]] std::string error_message() const;
 

@@ -101,22 +101,61 @@ void prepare_publication(Connection& conn, const ReplicationOptions& options) {
     }
 }
 
+constexpr int kFailoverSlotsVersion = 170000;  // failover slots and slot synchronization
+
 std::vector<Row> query_slot(Connection& conn, const std::string& slot) {
+    const bool has_failover = conn.server_version() >= kFailoverSlotsVersion;
     return conn.query(
-        "SELECT plugin, slot_type, database, confirmed_flush_lsn::text, restart_lsn::text, "
-        "coalesce(wal_status, ''), database = current_database() "
-        "FROM pg_replication_slots WHERE slot_name = $1",
+        fmt::format("SELECT plugin, slot_type, database, confirmed_flush_lsn::text, restart_lsn::text, "
+                    "coalesce(wal_status, ''), database = current_database(), {} "
+                    "FROM pg_replication_slots WHERE slot_name = $1",
+                    has_failover ? "failover" : "false"),
         {slot});
+}
+
+// "17.4 (server_version_num 170004)"
+std::string version_text(int version) {
+    return fmt::format("{}.{} (server_version_num {})", version / 10000, version % 10000, version);
+}
+
+void refuse_standby(Connection& conn, const ServerIdentity& identity) {
+    if (conn.query_value("SELECT pg_is_in_recovery()::text") == "true") {
+        throw Error(
+            ErrorKind::Transient,
+            fmt::format("{} is a standby (in recovery); the slot is used only on the primary (list every "
+                        "host in postgres.dsn: host=a,b)",
+                        identity.address));
+    }
+}
+
+void require_failover_support(const ReplicationOptions& options, int version) {
+    if (options.slot_failover == true && version < kFailoverSlotsVersion) {
+        throw Error(
+            ErrorKind::Config,
+            fmt::format("postgres.slot_failover is true, but PostgreSQL {} has no failover slots (17 and "
+                        "later do); set slot_failover: auto or false",
+                        version_text(version)));
+    }
+}
+
+void create_slot(Connection& conn, const ReplicationOptions& options) {
+    const bool failover =
+        options.slot_failover.value_or(true) && conn.server_version() >= kFailoverSlotsVersion;
+    // pg_create_logical_replication_slot(name, plugin, temporary, twophase, failover)
+    conn.exec_params(failover
+                         ? "SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)"
+                         : "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+                     {options.slot}, fmt::format("cannot create replication slot \"{}\"", options.slot));
 }
 
 }  // namespace
 
-SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOptions& options) {
+SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOptions& options,
+                                       const ServerIdentity& identity) {
+    refuse_standby(conn, identity);
     require_logical_wal_level(conn);
     require_tables(conn, options.tables);
-    // The publication must exist before the slot's starting point: pgoutput looks publications
-    // up in the catalog as of each change, and one created later is "does not exist" there.
-    prepare_publication(conn, options);
+    require_failover_support(options, conn.server_version());
 
     SlotState state;
     auto rows = query_slot(conn, options.slot);
@@ -127,8 +166,13 @@ SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOption
                                     "create it: SELECT pg_create_logical_replication_slot({}, 'pgoutput');",
                                     options.slot, quote_literal(options.slot)));
         }
-        conn.exec_params("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", {options.slot},
-                         fmt::format("cannot create replication slot \"{}\"", options.slot));
+        if (options.before_creating_slot) options.before_creating_slot(identity);
+    }
+    // The publication must exist before the slot's starting point: pgoutput looks publications
+    // up in the catalog as of each change, and one created later is "does not exist" there.
+    prepare_publication(conn, options);
+    if (rows.empty()) {
+        create_slot(conn, options);
         state.created = true;
         rows = query_slot(conn, options.slot);
         if (rows.empty())
@@ -151,6 +195,7 @@ SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOption
     state.confirmed_flush = parse_lsn_or_throw(r[3], "confirmed_flush_lsn");
     state.restart_lsn = parse_lsn_or_throw(r[4], "restart_lsn");
     state.wal_status = r[5].value_or("");
+    state.failover = r[7] == "t";
     if (state.wal_status == "lost") {
         throw Error(
             ErrorKind::Config,
@@ -158,6 +203,9 @@ SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOption
                         "it still needed, so events in that WAL can no longer be read. outbox-relay will not "
                         "recreate the slot by itself; see docs/operations.md, \"The slot was invalidated\"",
                         options.slot));
+    }
+    if (conn.server_version() >= kFailoverSlotsVersion) {
+        state.synchronized_standby_slots = conn.query_value("SHOW synchronized_standby_slots").value_or("");
     }
     return state;
 }
@@ -171,21 +219,32 @@ int ReplicationStream::socket() const noexcept {
 }
 
 void ReplicationStream::start() {
-    {
-        Connection setup = Connection::connect(options_.dsn, ReplicationMode::None, options_.password,
-                                               options_.application_name);
-        slot_ = prepare_publication_and_slot(setup, options_);
-    }
     conn_.emplace(Connection::connect(options_.dsn, ReplicationMode::Database, options_.password,
-                                      options_.application_name));
+                                      options_.application_name, TargetServer::Primary));
     const auto ident = conn_->query("IDENTIFY_SYSTEM");
     if (ident.size() != 1 || ident[0].size() < 4) {
         throw Error(ErrorKind::Protocol, "IDENTIFY_SYSTEM returned an unexpected result");
     }
-    system_id_ = ident[0][0].value_or("");
     if (!ident[0][3]) {
         throw Error(ErrorKind::Config,
                     "the replication connection is not bound to a database (add dbname to postgres.dsn)");
+    }
+    identity_.system_id = ident[0][0].value_or("");
+    identity_.timeline = static_cast<std::uint32_t>(std::stoul(ident[0][1].value_or("0")));
+    identity_.database = *ident[0][3];
+    identity_.server_version = conn_->server_version();
+    identity_.address = conn_->server_address();
+    {
+        // The same server as the replication connection: a multi-host DSN settles on the primary.
+        Connection setup = Connection::connect(options_.dsn, ReplicationMode::None, options_.password,
+                                               options_.application_name, TargetServer::Primary);
+        slot_ = prepare_publication_and_slot(setup, options_, identity_);
+    }
+    if (options_.slot_failover == true && !slot_.failover) {
+        conn_->exec(
+            fmt::format("ALTER_REPLICATION_SLOT {} ( FAILOVER true )", quote_identifier(options_.slot)),
+            fmt::format("cannot make replication slot \"{}\" a failover slot", options_.slot));
+        slot_.failover = true;
     }
 
     confirmed_ = slot_.confirmed_flush;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +15,15 @@ namespace outbox::pg {
 
 using TableName = outbox::TableName;
 
+// Which server the stream is on, from IDENTIFY_SYSTEM and the connection.
+struct ServerIdentity {
+    std::string system_id;       // the cluster's system identifier: a standby shares its primary's
+    std::uint32_t timeline = 0;  // grows with every promotion
+    std::string database;
+    int server_version = 0;  // server_version_num, e.g. 170004
+    std::string address;     // host:port the DSN settled on
+};
+
 struct ReplicationOptions {
     std::string dsn;                      // libpq conninfo or URI
     std::optional<std::string> password;  // from password_file; never logged
@@ -22,6 +32,13 @@ struct ReplicationOptions {
     std::vector<TableName> tables;  // the outbox tables the publication must cover
     bool create_slot = true;
     bool create_publication = true;
+    // Create the slot as a failover slot (PostgreSQL 17+), which slot synchronization keeps on
+    // standbys. nullopt: where the server supports it. true: also turn it on for an existing
+    // slot; a Config error before 17. false: never.
+    std::optional<bool> slot_failover;
+    // Called when the slot is missing, before anything is created; it may throw to refuse
+    // creating the slot (e.g. because this relay streamed from that slot before).
+    std::function<void(const ServerIdentity&)> before_creating_slot;
     int proto_version = 1;
     bool messages = true;  // ask pgoutput for pg_logical_emit_message too
     std::chrono::milliseconds status_interval = std::chrono::seconds(10);
@@ -35,12 +52,20 @@ struct SlotState {
     Lsn restart_lsn;
     std::string wal_status;  // reserved, extended, unreserved, lost
     bool created = false;    // this run created it
+    bool failover = false;   // pg_replication_slots.failover (17+; false before)
+    // The primary's synchronized_standby_slots (17+): the physical slots of standbys that must
+    // have WAL before logical walsenders send it. Empty: a promoted standby may lack events the
+    // relay already published.
+    std::string synchronized_standby_slots;
 };
 
-// Creates or verifies the publication and the slot over a normal connection. Throws a Config
-// error naming what is missing and the SQL to fix it, or that the slot was invalidated (never
-// silently recreated: that would skip every event in the lost WAL).
-SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOptions& options);
+// Creates or verifies the publication and the slot over a normal connection to the server
+// `identity` describes. Checks everything before it creates anything. Throws a Config error
+// naming what is missing and the SQL to fix it, or that the slot was invalidated (never
+// silently recreated: that would skip every event in the lost WAL); a Transient error when the
+// server is a standby.
+SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOptions& options,
+                                       const ServerIdentity& identity);
 
 // One logical replication connection streaming pgoutput from a slot.
 //
@@ -55,13 +80,14 @@ public:
     ReplicationStream(const ReplicationStream&) = delete;
     ReplicationStream& operator=(const ReplicationStream&) = delete;
 
-    // Connects (normal connection for setup, then replication=database), IDENTIFY_SYSTEM,
-    // prepares publication and slot, and starts streaming from the slot's confirmed position.
+    // Connects (replication=database, to the primary of a multi-host DSN), IDENTIFY_SYSTEM,
+    // prepares publication and slot over a normal connection, and starts streaming from the
+    // slot's confirmed position.
     void start();
 
     [[nodiscard]] int socket() const noexcept;
     [[nodiscard]] const SlotState& slot() const noexcept { return slot_; }
-    [[nodiscard]] const std::string& system_id() const noexcept { return system_id_; }
+    [[nodiscard]] const ServerIdentity& identity() const noexcept { return identity_; }
     [[nodiscard]] Lsn received() const noexcept { return received_; }
     [[nodiscard]] Lsn confirmed() const noexcept { return confirmed_; }
     [[nodiscard]] Lsn server_wal_end() const noexcept { return server_wal_end_; }
@@ -99,7 +125,7 @@ private:
     ReplicationOptions options_;
     std::optional<Connection> conn_;
     SlotState slot_;
-    std::string system_id_;
+    ServerIdentity identity_;
     CopyBuffer buffer_;
     Lsn received_;
     Lsn confirmed_;

@@ -76,10 +76,6 @@ std::optional<Lsn> min_lsn(std::optional<Lsn> a, std::optional<Lsn> b) {
     return std::min(*a, *b);
 }
 
-bool contains(const std::string& text, const std::string& what) {
-    return text.find(what) != std::string::npos;
-}
-
 // Resident set size of a process in kB (VmRSS), 0 when it cannot be read.
 std::size_t rss_kb(pid_t pid) {
     std::ifstream status("/proc/" + std::to_string(pid) + "/status");
@@ -475,6 +471,38 @@ TEST_CASE(
     const Outcome out = finish(s, workload, "slot invalidated (events before the stop)", std::nullopt);
     CHECK(out.verdict.duplicates == 0);
     MESSAGE("relay exit code " << *rc);
+}
+
+// ---- 10b. slot dropped while the relay is down ----
+
+TEST_CASE(
+    "faults: slot dropped while the relay is down, restart with create_slot true: exit 78 naming the last "
+    "confirmed LSN, nothing created") {
+    Stack s;
+    RelayProcess& relay = s.streaming_relay();
+    Workload workload(s.pg, WorkloadOptions{.sessions = 2, .target_events = 300, .seed = 1013});
+    workload.run_to_completion();
+    REQUIRE(s.consumer.wait_for_ids(Stack::ids(workload), 60s));
+    CHECK(relay.terminate() == 0);
+    const Lsn confirmed = s.slot_confirmed();
+    // The state file (STATE_DIRECTORY, as under systemd) remembers the slot and that position.
+    const std::string state = read_file(s.pg.run_dir() + "/outbox_relay.state");
+    CHECK(contains(state, " outbox_relay 1 " + confirmed.to_string() + "\n"));
+
+    s.pg.exec("SELECT pg_drop_replication_slot('outbox_relay')");
+    Workload after(s.pg, WorkloadOptions{.sessions = 1, .target_events = 50, .seed = 1014});
+    after.run_to_completion();  // events no slot keeps: a new slot would silently skip them
+    relay.start();
+    const auto rc = relay.wait_exit(30s);
+    REQUIRE(rc.has_value());
+    CHECK(*rc == 78);
+    const std::string log = relay.log();
+    CHECK(contains(log, "replication slot \"outbox_relay\" does not exist"));
+    CHECK(contains(log, "last confirmed " + confirmed.to_string()));
+    CHECK(contains(log, "Nothing was created"));
+    CHECK(s.pg.query_value("SELECT count(*) FROM pg_replication_slots") == std::optional<std::string>("0"));
+    const Outcome out = finish(s, workload, "slot dropped while down (events before the stop)", std::nullopt);
+    CHECK(out.verdict.duplicates == 0);
 }
 
 // ---- 11. publication and slot removed under the relay ----

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <unistd.h>
+#include "support/relay_process.h"
 #include "support/run_dir.h"
 
 #include <algorithm>
@@ -28,9 +29,6 @@ bool process_gone(pid_t pid) {
     return ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
-bool contains(const std::string& haystack, const std::string& needle) {
-    return haystack.find(needle) != std::string::npos;
-}
 
 std::vector<std::pair<std::string, std::string>> key_values(std::vector<KafkaRecord> records) {
     std::vector<std::pair<std::string, std::string>> out;

@@ -235,3 +235,29 @@ TEST_CASE("relay: bytes that are not UTF-8 in a SQL_ASCII database go to the dea
     CHECK(count_of(relay.log(), "(invalid_utf8)") == 4);
     CHECK(relay.terminate() == 0);
 }
+
+TEST_CASE(
+    "relay: slot_failover follows the server version: a failover slot on 17+, a configuration error before") {
+    RelayScenario s;
+    const int version = std::stoi(s.pg.query_value("SHOW server_version_num").value_or("0"));
+    RelayProcess& relay = s.launch_relay({.slot_failover = "true"});
+    if (version < 170000) {
+        const auto rc = relay.wait_exit(30s);
+        REQUIRE(rc.has_value());
+        CHECK(*rc == 78);
+        CHECK(contains(relay.log(), "postgres.slot_failover is true, but PostgreSQL"));
+        CHECK(contains(relay.log(),
+                       "(server_version_num " + std::to_string(version) + ") has no failover slots"));
+        // Checked before anything was created.
+        CHECK(s.pg.query_value("SELECT count(*) FROM pg_replication_slots") ==
+              std::optional<std::string>("0"));
+        CHECK(s.pg.query_value("SELECT count(*) FROM pg_publication") == std::optional<std::string>("0"));
+        return;
+    }
+    REQUIRE(relay.wait_streaming());
+    CHECK(s.pg.query_value(
+              "SELECT failover::text FROM pg_replication_slots WHERE slot_name = 'outbox_relay'") ==
+          std::optional<std::string>("true"));
+    // No synchronized_standby_slots on this lone server: the relay says what that risks.
+    CHECK(relay.wait_for_log("synchronized_standby_slots is not set", 10s));
+}

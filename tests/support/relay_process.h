@@ -50,6 +50,11 @@ private:
 // Path of the built relay executable.
 std::string relay_binary();
 
+// Whether `text` (e.g. a relay log) contains `what`.
+inline bool contains(const std::string& text, const std::string& what) {
+    return text.find(what) != std::string::npos;
+}
+
 // How often `what` occurs in `text` (e.g. a line in a relay log).
 inline std::size_t count_of(const std::string& text, const std::string& what) {
     std::size_t n = 0;

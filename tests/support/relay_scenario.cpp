@@ -26,6 +26,9 @@ std::string RelayConfig::yaml() const {
     if (status_interval) y += "  status_interval: " + std::to_string(status_interval->count()) + "ms\n";
     if (create_publication)
         y += std::string("  create_publication: ") + (*create_publication ? "true\n" : "false\n");
+    if (create_slot) y += std::string("  create_slot: ") + (*create_slot ? "true\n" : "false\n");
+    if (slot_failover) y += "  slot_failover: " + quoted(*slot_failover) + "\n";
+    if (state_file) y += "  state_file: " + quoted(*state_file) + "\n";
 
     y += "outbox:\n  table: " + table + "\n";
     if (!headers.empty()) {
@@ -75,8 +78,9 @@ RelayConfig RelayScenario::config(RelayConfig config) const {
 
 RelayProcess& RelayScenario::launch_relay(const RelayConfig& config, std::map<std::string, std::string> env,
                                           const std::string& run_dir) {
-    relays_.push_back(std::make_unique<RelayProcess>(run_dir.empty() ? pg.run_dir() : run_dir,
-                                                     this->config(config).yaml(), std::move(env)));
+    const std::string dir = run_dir.empty() ? pg.run_dir() : run_dir;
+    env.try_emplace("STATE_DIRECTORY", dir);
+    relays_.push_back(std::make_unique<RelayProcess>(dir, this->config(config).yaml(), std::move(env)));
     return *relays_.back();
 }
 

@@ -35,6 +35,9 @@ struct RelayConfig {
     std::optional<std::string> password_file;
     std::optional<std::chrono::milliseconds> status_interval = std::chrono::seconds(1);
     std::optional<bool> create_publication;
+    std::optional<bool> create_slot;
+    std::optional<std::string> slot_failover;  // "auto", "true" or "false"
+    std::optional<std::string> state_file;     // unset: $STATE_DIRECTORY/<slot>.state (launch_relay sets it)
     // outbox
     std::string table = "public.outbox";
     std::vector<std::string> headers{"type"};  // columns copied into Kafka headers
@@ -85,7 +88,9 @@ public:
     [[nodiscard]] RelayConfig config(RelayConfig config = {}) const;
 
     // Starts a relay on config(`config`) (files in `run_dir`, by default the cluster's) and
-    // returns it. The scenario owns it: stop_relays() or the destructor ends it.
+    // returns it. The scenario owns it: stop_relays() or the destructor ends it. Like systemd's
+    // StateDirectory=, STATE_DIRECTORY is the run directory unless `env` says otherwise, so the
+    // relay keeps its state file there.
     RelayProcess& launch_relay(const RelayConfig& config = {}, std::map<std::string, std::string> env = {},
                                const std::string& run_dir = {});
     // launch_relay(), then REQUIREs that it streams from its slot within 30 s.
