@@ -101,6 +101,15 @@ void Session::start() {
             "recreated or advanced by someone else; events committed in between were NOT published",
             config.postgres.slot, stream_->slot().created ? "was recreated by this relay" : "now starts",
             stream_->slot().confirmed_flush.to_string(), previously_confirmed.to_string());
+    } else if (previously_confirmed == Lsn() && known_ && stream_->slot().confirmed_flush > known_->confirmed) {
+        // A new process: the state file says where this relay left off. Another instance (a
+        // standby relay that took over) moves the slot too, so this may be harmless.
+        spdlog::warn(
+            "replication slot \"{}\" starts at {}, ahead of where this relay last confirmed ({}, state file {}): "
+            "unless another instance streamed from it since, it was dropped and recreated or advanced by someone "
+            "else, and events committed in between were not published",
+            config.postgres.slot, stream_->slot().confirmed_flush.to_string(), known_->confirmed.to_string(),
+            ctx_.state->path());
     }
     stats.confirmed = stream_->slot().confirmed_flush;
     remember_slot(true);
