@@ -23,8 +23,9 @@ constexpr auto kShutdownDrainTimeout = 30s;
 constexpr auto kNotReadingStatusInterval = 1s;
 // Frames read per loop turn before the producer is served again.
 constexpr int kFramesPerTurn = 4096;
-// How often the state file's confirmed position is brought up to date while streaming.
-constexpr auto kStateInterval = 10s;
+// Least time between two writes of the state file's confirmed position (the stream coalesces
+// its status updates the same way).
+constexpr auto kStateWriteInterval = 200ms;
 
 std::int64_t unix_now_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -101,18 +102,21 @@ void Session::start() {
             "recreated or advanced by someone else; events committed in between were NOT published",
             config.postgres.slot, stream_->slot().created ? "was recreated by this relay" : "now starts",
             stream_->slot().confirmed_flush.to_string(), previously_confirmed.to_string());
-    } else if (previously_confirmed == Lsn() && known_ && stream_->slot().confirmed_flush > known_->confirmed) {
+    } else if (previously_confirmed == Lsn() && known_ &&
+               stream_->slot().confirmed_flush > known_->confirmed) {
         // A new process: the state file says where this relay left off. Another instance (a
         // standby relay that took over) moves the slot too, so this may be harmless.
         spdlog::warn(
-            "replication slot \"{}\" starts at {}, ahead of where this relay last confirmed ({}, state file {}): "
-            "unless another instance streamed from it since, it was dropped and recreated or advanced by someone "
+            "replication slot \"{}\" starts at {}, ahead of where this relay last confirmed ({}, state file "
+            "{}): "
+            "unless another instance streamed from it since, it was dropped and recreated or advanced by "
+            "someone "
             "else, and events committed in between were not published",
             config.postgres.slot, stream_->slot().confirmed_flush.to_string(), known_->confirmed.to_string(),
             ctx_.state->path());
     }
     stats.confirmed = stream_->slot().confirmed_flush;
-    remember_slot(true);
+    write_state(stream_->slot().confirmed_flush, StateFile::Durability::Synced);
     report_failover_readiness();
     if (ctx_.metrics.standby.Value() != 0)
         spdlog::info("standby: the slot was released; this instance takes over");
@@ -156,13 +160,12 @@ Session::End Session::run() {
         }
         throw_if_failed();
 
-        stream_->confirm(pipeline_->confirmable());
-        account();
         const auto now = Clock::now();
+        confirm(now, false);
+        account();
         const auto next_status = stream_->service(now);
         update_gauges(now);
         ctx_.progress.maybe_log(ctx_.stats, false);
-        remember_slot(false);
 
         // A stop by policy does not finish the open transaction: it can never be confirmed.
         if (pipeline_->stop_reason() || (ctx_.signals.stopping() && !pipeline_->in_transaction())) {
@@ -213,10 +216,9 @@ void Session::throw_if_failed() {
 }
 
 Session::End Session::finish() {
-    stream_->confirm(pipeline_->confirmable());
+    confirm(Clock::now(), true);
     account();
     stream_->finish();
-    remember_slot(true);
     update_gauges(Clock::now());
     ctx_.progress.maybe_log(ctx_.stats, true);
     const std::optional<std::string> stop_reason = pipeline_->stop_reason();
@@ -279,25 +281,37 @@ void Session::report_failover_readiness() {
     }
 }
 
-void Session::remember_slot(bool force) {
-    if (ctx_.state == nullptr || !stream_) return;
-    const auto now = Clock::now();
-    const Lsn confirmed = ctx_.stats.confirmed;
-    if (!force && (confirmed == last_state_confirmed_ || now - last_state_write_ < kStateInterval)) return;
-    const pg::ServerIdentity& identity = stream_->identity();
-    const KnownSlot known{identity.system_id, identity.database, ctx_.config.postgres.slot, identity.timeline,
-                          confirmed};
-    if (force && last_state_write_ == Clock::time_point{}) {
-        ctx_.state->remember(known);  // at session start: without it a lost slot goes unnoticed
-    } else {
-        try {
-            ctx_.state->remember(known);
-        } catch (const Error& e) {
-            spdlog::warn("{}", e.what());  // the entry exists; only its LSN is older
+void Session::confirm(Clock::time_point now, bool force) {
+    const Lsn confirmable = pipeline_->confirmable();
+    if (ctx_.state == nullptr) {
+        persisted_ = confirmable;
+    } else if (confirmable > persisted_ && (force || now - last_state_write_ >= kStateWriteInterval)) {
+        // The state file first: it is never behind the slot, so a new process that finds the slot
+        // ahead of it knows someone else moved the slot.
+        write_state(confirmable, StateFile::Durability::Unsynced);
+        last_state_write_ = now;
+    }
+    stream_->confirm(persisted_);
+}
+
+void Session::write_state(Lsn confirmed, StateFile::Durability durability) {
+    if (ctx_.state != nullptr) {
+        const pg::ServerIdentity& identity = stream_->identity();
+        const KnownSlot known{identity.system_id, identity.database, ctx_.config.postgres.slot,
+                              identity.timeline, confirmed};
+        if (durability == StateFile::Durability::Synced) {
+            ctx_.state->remember(known,
+                                 durability);  // at session start: without it a lost slot goes unnoticed
+        } else {
+            try {
+                ctx_.state->remember(known, durability);
+            } catch (const Error& e) {
+                // The slot's line is there from the session start; only its position is older.
+                spdlog::warn("{}", e.what());
+            }
         }
     }
-    last_state_write_ = now;
-    last_state_confirmed_ = confirmed;
+    persisted_ = confirmed;
 }
 
 void Session::on_delivery(const relay::Delivery& d) {
@@ -329,7 +343,7 @@ void Session::account() {
     stats.events_published += now.events_published - counted_.events_published;
     stats.events_dead_lettered += now.events_dead_lettered - counted_.events_dead_lettered;
     counted_ = now;
-    stats.confirmed = pipeline_->confirmable();
+    stats.confirmed = stream_->confirmed();
     stats.received = stream_->received();
     stats.server_wal_end = stream_->server_wal_end();
 }

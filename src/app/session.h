@@ -75,8 +75,11 @@ private:
     // Stops before a missing slot is created when the state file says this relay streamed from it.
     void refuse_lost_slot(const pg::ServerIdentity& identity) const;
     void report_failover_readiness();
-    // Records the slot and the confirmed position in the state file (when due, or with `force`).
-    void remember_slot(bool force);
+    // Confirms what the pipeline says is confirmable, after the state file has it (its writes
+    // coalesced unless `force`).
+    void confirm(std::chrono::steady_clock::time_point now, bool force);
+    // Records the slot at `confirmed` in the state file (if any); `confirmed` may then be confirmed.
+    void write_state(Lsn confirmed, StateFile::Durability durability);
 
     // relay::Observer
     void dead_lettered(const CommitInfo& txn, const Rejection& why) override;
@@ -94,7 +97,7 @@ private:
     std::uint64_t wal_bytes_counted_ = 0;
     std::optional<KnownSlot> known_;  // what the state file said when the session started
     std::chrono::steady_clock::time_point last_state_write_{};
-    Lsn last_state_confirmed_;
+    Lsn persisted_;  // what the state file holds: the most the stream may confirm
 };
 
 }  // namespace outbox::app

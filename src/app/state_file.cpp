@@ -164,7 +164,7 @@ std::optional<KnownSlot> StateFile::find(const std::string& system_id, const std
     return std::nullopt;
 }
 
-void StateFile::remember(const KnownSlot& known) const {
+void StateFile::remember(const KnownSlot& known, Durability durability) const {
     const Fd guard = lock(path_, LOCK_EX);
     std::vector<KnownSlot> slots;
     {
@@ -193,9 +193,11 @@ void StateFile::remember(const KnownSlot& known) const {
         Fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
         if (fd.get() < 0) fail(path_, "cannot create " + temporary);
         write_all(fd.get(), text, path_);
-        if (::fsync(fd.get()) != 0) fail(path_, "cannot fsync " + temporary);
+        if (durability == Durability::Synced && ::fsync(fd.get()) != 0)
+            fail(path_, "cannot fsync " + temporary);
     }
     if (::rename(temporary.c_str(), path_.c_str()) != 0) fail(path_, "cannot replace it with " + temporary);
+    if (durability == Durability::Unsynced) return;
     // The rename itself must survive a crash: fsync the directory too.
     const std::size_t slash = path_.rfind('/');
     const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));

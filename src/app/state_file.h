@@ -36,8 +36,12 @@ public:
     void check_usable() const;
     [[nodiscard]] std::optional<KnownSlot> find(const std::string& system_id, const std::string& database,
                                                 const std::string& slot) const;
+    // Synced: the new file is on disk before remember() returns (fsync of the file and its
+    // directory). Unsynced: only the rename's atomicity; after a power loss the file may hold the
+    // previous position, never a torn one. A crash of the process loses nothing either way.
+    enum class Durability { Synced, Unsynced };
     // Adds or replaces the line of `known`'s system, database and slot.
-    void remember(const KnownSlot& known) const;
+    void remember(const KnownSlot& known, Durability durability = Durability::Synced) const;
 
 private:
     [[nodiscard]] std::vector<KnownSlot> read(int fd) const;

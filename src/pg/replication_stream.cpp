@@ -57,24 +57,24 @@ void require_tables(Connection& conn, const std::vector<TableName>& tables) {
     }
 }
 
-void prepare_publication(Connection& conn, const ReplicationOptions& options) {
+std::string create_publication_sql(const ReplicationOptions& options) {
+    return fmt::format("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert')",
+                       quote_identifier(options.publication), table_list(options.tables));
+}
+
+// Checks the publication without changing anything; false when it is missing and the relay may
+// create it. Throws a Config error with the fix when it is missing (and may not be created) or
+// does not cover the outbox tables' inserts.
+bool check_publication(Connection& conn, const ReplicationOptions& options) {
     const std::string pub = quote_identifier(options.publication);
-    auto rows = conn.query("SELECT pubinsert, puballtables FROM pg_publication WHERE pubname = $1",
-                           {options.publication});
+    const auto rows = conn.query("SELECT pubinsert, puballtables FROM pg_publication WHERE pubname = $1",
+                                 {options.publication});
     if (rows.empty()) {
-        const std::string create = fmt::format("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert')",
-                                               pub, table_list(options.tables));
-        if (!options.create_publication) {
-            throw Error(
-                ErrorKind::Config,
-                fmt::format("publication \"{}\" does not exist (postgres.create_publication is false); "
-                            "create it as the owner of the outbox table: {};",
-                            options.publication, create));
-        }
-        conn.exec(create, fmt::format("cannot create publication \"{}\"", options.publication));
-        rows = conn.query("SELECT pubinsert, puballtables FROM pg_publication WHERE pubname = $1",
-                          {options.publication});
-        if (rows.empty()) throw Error(ErrorKind::Fatal, "publication vanished right after it was created");
+        if (options.create_publication) return false;
+        throw Error(ErrorKind::Config,
+                    fmt::format("publication \"{}\" does not exist (postgres.create_publication is false); "
+                                "create it as the owner of the outbox table: {};",
+                                options.publication, create_publication_sql(options)));
     }
     if (rows[0][0] != "t") {
         throw Error(ErrorKind::Config,
@@ -82,7 +82,7 @@ void prepare_publication(Connection& conn, const ReplicationOptions& options) {
                                 "(publish = 'insert');",
                                 options.publication, pub));
     }
-    if (rows[0][1] == "t") return;  // FOR ALL TABLES covers every outbox table
+    if (rows[0][1] == "t") return true;  // FOR ALL TABLES covers every outbox table
     std::vector<std::string> missing;
     for (const auto& t : options.tables) {
         const auto covered = conn.query_value(
@@ -99,6 +99,7 @@ void prepare_publication(Connection& conn, const ReplicationOptions& options) {
                         "ADD TABLE {};",
                         options.publication, list, pub, list));
     }
+    return true;
 }
 
 constexpr int kFailoverSlotsVersion = 170000;  // failover slots and slot synchronization
@@ -157,6 +158,7 @@ SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOption
     require_tables(conn, options.tables);
     require_failover_support(options, conn.server_version());
 
+    const bool publication_exists = check_publication(conn, options);
     SlotState state;
     auto rows = query_slot(conn, options.slot);
     if (rows.empty()) {
@@ -168,9 +170,13 @@ SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOption
         }
         if (options.before_creating_slot) options.before_creating_slot(identity);
     }
-    // The publication must exist before the slot's starting point: pgoutput looks publications
-    // up in the catalog as of each change, and one created later is "does not exist" there.
-    prepare_publication(conn, options);
+    // Everything is checked: create what is missing. The publication must exist before the
+    // slot's starting point: pgoutput looks publications up in the catalog as of each change, and
+    // one created later is "does not exist" there.
+    if (!publication_exists) {
+        conn.exec(create_publication_sql(options),
+                  fmt::format("cannot create publication \"{}\"", options.publication));
+    }
     if (rows.empty()) {
         create_slot(conn, options);
         state.created = true;
