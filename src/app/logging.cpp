@@ -55,6 +55,38 @@ public:
     }
 };
 
+// The text format, one line per record: line breaks inside a message (libpq's multi-line
+// errors, a server's DETAIL) are folded to "; " so that each record stays one journal line.
+class TextFormatter final : public spdlog::formatter {
+public:
+    TextFormatter() : inner_(std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e%z %l %v")) {}
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+        const std::string_view payload(msg.payload.data(), msg.payload.size());
+        if (payload.find('\n') == std::string_view::npos) {
+            inner_->format(msg, dest);
+            return;
+        }
+        std::string folded;
+        for (std::size_t i = 0; i < payload.size(); ++i) {
+            if (payload[i] != '\n') {
+                folded += payload[i];
+                continue;
+            }
+            while (i + 1 < payload.size() && (payload[i + 1] == ' ' || payload[i + 1] == '\t')) ++i;
+            if (i + 1 < payload.size()) folded += "; ";
+        }
+        spdlog::details::log_msg copy(msg);
+        copy.payload = spdlog::string_view_t(folded.data(), folded.size());
+        inner_->format(copy, dest);
+    }
+    [[nodiscard]] std::unique_ptr<spdlog::formatter> clone() const override {
+        return std::make_unique<TextFormatter>();
+    }
+
+private:
+    std::unique_ptr<spdlog::pattern_formatter> inner_;
+};
+
 }  // namespace
 
 void setup_logging(const config::LogConfig& log) {
@@ -67,7 +99,7 @@ void setup_logging(const config::LogConfig& log) {
     if (log.format == config::LogFormat::Json) {
         logger->set_formatter(std::make_unique<JsonFormatter>());
     } else {
-        logger->set_formatter(std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e%z %l %v"));
+        logger->set_formatter(std::make_unique<TextFormatter>());
     }
     logger->set_level(to_spdlog(log.level));
     logger->flush_on(spdlog::level::trace);  // one line at a time: nothing lost on a crash

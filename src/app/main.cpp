@@ -8,11 +8,13 @@
 #include <string>
 #include <string_view>
 
+#include "app/component_options.h"
 #include "app/logging.h"
 #include "app/supervisor.h"
 #include "common/error.h"
 #include "common/version.h"
 #include "config/config.h"
+#include "kafka/publisher.h"
 
 namespace {
 
@@ -74,6 +76,8 @@ int main(int argc, char** argv) {
         config = outbox::config::load_config_file(config_path);
         if (check_only) {
             (void)outbox::config::read_password(config.postgres);  // the file must be readable too
+            // kafka.properties as librdkafka itself takes them, offline (no broker contacted).
+            outbox::kafka::check_properties(outbox::app::publisher_options(config));
             std::printf("%s\nconfiguration OK: %s\n", outbox::config::describe(config).c_str(),
                         config_path.c_str());
             return 0;

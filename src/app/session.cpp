@@ -9,6 +9,7 @@
 #include <cstring>
 #include <variant>
 
+#include "app/component_options.h"
 #include "app/slot_monitor.h"
 
 namespace outbox::app {
@@ -31,36 +32,6 @@ std::int64_t unix_now_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
-}
-
-pg::ReplicationOptions replication_options(const config::Config& c) {
-    pg::ReplicationOptions o;
-    o.dsn = c.postgres.dsn;
-    o.password = config::read_password(c.postgres);
-    o.slot = c.postgres.slot;
-    o.publication = c.postgres.publication;
-    o.tables = c.outbox.tables;
-    o.create_slot = c.postgres.create_slot;
-    o.create_publication = c.postgres.create_publication;
-    o.status_interval = c.postgres.status_interval;
-    switch (c.postgres.slot_failover) {
-        case config::SlotFailover::Auto: o.slot_failover.reset(); break;
-        case config::SlotFailover::Enabled: o.slot_failover = true; break;
-        case config::SlotFailover::Disabled: o.slot_failover = false; break;
-    }
-    return o;
-}
-
-kafka::PublisherOptions publisher_options(const config::Config& c) {
-    kafka::PublisherOptions o;
-    o.bootstrap_servers = c.kafka.bootstrap_servers;
-    o.properties = c.kafka.properties;
-    o.max_inflight_events = c.limits.max_inflight_events;
-    return o;
-}
-
-relay::PipelineOptions pipeline_options(const config::Config& c) {
-    return relay::PipelineOptions{c.outbox, c.limits.max_inflight_events, c.limits.max_inflight_bytes};
 }
 
 }  // namespace
@@ -123,6 +94,7 @@ void Session::start() {
     ctx_.metrics.standby.Set(0);
     ctx_.metrics.postgres_connected.Set(1);
     ctx_.health.streaming = true;
+    streamed_ = true;
     ctx_.notifier.ready();
     spdlog::info("streaming from slot \"{}\" at {}{} (publication \"{}\", Kafka {})", config.postgres.slot,
                  stream_->slot().confirmed_flush.to_string(),
@@ -178,7 +150,7 @@ Session::End Session::run() {
                         "sent again on the next start",
                         unacknowledged, kShutdownDrainTimeout.count());
                 }
-                return finish();
+                return finish(unacknowledged != 0);
             }
         }
         if (read_something) continue;  // more may be buffered in libpq: read it before sleeping
@@ -215,7 +187,7 @@ void Session::throw_if_failed() {
     throw Error(failure->kind, failure->what);
 }
 
-Session::End Session::finish() {
+Session::End Session::finish(bool unacknowledged) {
     confirm(Clock::now(), true);
     account();
     stream_->finish();
@@ -230,7 +202,7 @@ Session::End Session::finish() {
                          *stop_reason, ctx_.stats.confirmed.to_string());
         return End::Stopped;
     }
-    return End::Shutdown;
+    return unacknowledged ? End::Unacknowledged : End::Shutdown;
 }
 
 void Session::refuse_lost_slot(const pg::ServerIdentity& identity) const {
@@ -373,11 +345,23 @@ void Session::update_gauges(Clock::time_point now) {
     wal_bytes_counted_ = wal_bytes;
 }
 
-void Session::dead_lettered(const CommitInfo& txn, const Rejection& why) {
-    spdlog::warn("outbox event in transaction {} (commit {}) sent to dead-letter topic \"{}\" ({}): {}",
-                 txn.xid.value(), txn.commit_lsn.to_string(), ctx_.config.outbox.dead_letter_topic, why.code,
-                 why.detail);
+void Session::dead_lettered(const CommitInfo& txn, const Rejection& why, bool announced) {
     ctx_.metrics.dead_lettered(why.code).Increment();
+    spdlog::log(announced ? spdlog::level::debug : spdlog::level::warn,
+                "outbox event in transaction {} (commit {}) sent to dead-letter topic \"{}\" ({}): {}",
+                txn.xid.value(), txn.commit_lsn.to_string(), ctx_.config.outbox.dead_letter_topic, why.code,
+                why.detail);
+}
+
+void Session::outbox_columns_missing(const pgoutput::RelationInfo& relation,
+                                     const std::vector<std::string>& missing) {
+    std::string list;
+    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+    spdlog::warn(
+        "outbox table {} changed and has no column {} now: its rows follow on_invalid ({}) until the table "
+        "or the configuration is fixed (counted in outbox_relay_events_dead_lettered_total, reason "
+        "missing_column; one line per table change, not per row)",
+        relation.qualified_name(), list, config::to_string(ctx_.config.outbox.on_invalid));
 }
 
 void Session::refused_stopping(const CommitInfo& txn, const Rejection& why) {

@@ -52,8 +52,9 @@ public:
 class Session final : private relay::Observer {
 public:
     enum class End {
-        Shutdown,  // asked to stop; everything acknowledged was confirmed
-        Stopped,   // on_invalid: stop refused an event; nothing past it was confirmed
+        Shutdown,        // asked to stop; everything was acknowledged and confirmed
+        Unacknowledged,  // asked to stop; the drain timed out with events unacknowledged
+        Stopped,         // on_invalid: stop refused an event; nothing past it was confirmed
     };
 
     explicit Session(SessionContext context);
@@ -62,6 +63,8 @@ public:
     End run();
     // Some event was acknowledged in this session: the next failure backs off from scratch.
     [[nodiscard]] bool made_progress() const noexcept;
+    // The session got as far as streaming from the slot.
+    [[nodiscard]] bool streamed() const noexcept { return streamed_; }
 
 private:
     void start();
@@ -71,7 +74,7 @@ private:
     void account();
     void update_gauges(std::chrono::steady_clock::time_point now);
     prometheus::Counter& published_counter(std::string_view topic);
-    End finish();
+    End finish(bool unacknowledged);
     // Stops before a missing slot is created when the state file says this relay streamed from it.
     void refuse_lost_slot(const pg::ServerIdentity& identity) const;
     void report_failover_readiness();
@@ -82,7 +85,9 @@ private:
     void write_state(Lsn confirmed, StateFile::Durability durability);
 
     // relay::Observer
-    void dead_lettered(const CommitInfo& txn, const Rejection& why) override;
+    void dead_lettered(const CommitInfo& txn, const Rejection& why, bool announced) override;
+    void outbox_columns_missing(const pgoutput::RelationInfo& relation,
+                                const std::vector<std::string>& missing) override;
     void refused_stopping(const CommitInfo& txn, const Rejection& why) override;
 
     SessionContext ctx_;
@@ -97,7 +102,8 @@ private:
     std::uint64_t wal_bytes_counted_ = 0;
     std::optional<KnownSlot> known_;  // what the state file said when the session started
     std::chrono::steady_clock::time_point last_state_write_{};
-    Lsn persisted_;  // what the state file holds: the most the stream may confirm
+    Lsn persisted_;
+    bool streamed_ = false;  // what the state file holds: the most the stream may confirm
 };
 
 }  // namespace outbox::app

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <limits>
 
 #include "common/error.h"
 #include "pg/connection.h"
@@ -51,7 +52,9 @@ void SlotMonitor::run() {
             } else {
                 const std::string status = rows[0][0].value_or("");
                 metrics_.set_slot_wal_status(status);
-                if (rows[0][1]) metrics_.slot_safe_wal_size_bytes.Set(std::stod(*rows[0][1]));
+                // NULL: max_slot_wal_keep_size = -1, no limit; NaN says "none" where 0 would say "gone".
+                metrics_.slot_safe_wal_size_bytes.Set(rows[0][1] ? std::stod(*rows[0][1])
+                                                                 : std::numeric_limits<double>::quiet_NaN());
                 if (status == "unreserved" || status == "lost") {
                     spdlog::warn(
                         "replication slot \"{}\" has wal_status = {}: WAL it needs is about to be or was "

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <random>
 
+#include "app/component_options.h"
 #include "app/logging.h"
 #include "app/session.h"
 #include "common/version.h"
@@ -22,6 +23,9 @@ constexpr auto kBackoffMax = 30s;
 // A standby retries the slot quickly so it takes over within seconds of the holder's death.
 constexpr auto kStandbyRetry = 1s;
 constexpr const char* kSlotActiveSqlstate = "55006";
+// A stop that could not wait for Kafka: nothing is lost (the events are sent again at the next
+// start), but it was not a clean drain (EX_TEMPFAIL; docs/operations.md, "Exit codes").
+constexpr int kExitUnacknowledged = 75;
 
 }  // namespace
 
@@ -32,6 +36,8 @@ Supervisor::Supervisor(config::Config config, std::string config_path, int signa
       signals_(
           signal_fd, [this] { reload(); }, [this] { notifier_.stopping(); }),
       progress_(notifier_) {
+    // What can be checked without a connection, before anything is created.
+    kafka::check_properties(publisher_options(config_));
     if (config_.metrics.enabled) {
         http_ = std::make_unique<metrics::HttpServer>(config_.metrics.host, config_.metrics.port, metrics_,
                                                       health_);
@@ -99,6 +105,7 @@ int Supervisor::run() {
     auto backoff = std::chrono::milliseconds(kBackoffInitial);
     while (true) {
         bool made_progress = false;
+        bool streamed = false;
         try {
             Session session({config_, signals_, notifier_, metrics_, health_, stats_, progress_,
                              state_ ? &*state_ : nullptr});
@@ -107,9 +114,17 @@ int Supervisor::run() {
                 end = session.run();
             } catch (const Error&) {
                 made_progress = session.made_progress();
+                streamed = session.streamed();
                 throw;
             }
-            if (end == Session::End::Stopped) return exit_code(ErrorKind::Config);
+            switch (end) {
+                case Session::End::Stopped: return exit_code(ErrorKind::Config);
+                case Session::End::Unacknowledged:
+                    spdlog::warn("stopped with events unacknowledged; confirmed {}",
+                                 stats_.confirmed.to_string());
+                    return kExitUnacknowledged;
+                case Session::End::Shutdown: break;
+            }
             spdlog::info("stopped; confirmed {}", stats_.confirmed.to_string());
             return 0;
         } catch (const Error& e) {
@@ -144,7 +159,9 @@ int Supervisor::run() {
             std::uniform_int_distribution<long> dist(
                 kBackoffInitial.count(), std::max<long>(kBackoffInitial.count(), backoff.count() * 3));
             backoff = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(dist(rng)), kBackoffMax);
-            spdlog::error("{}; restarting from the slot's confirmed position in {} ms", e.what(),
+            // Nothing to restart from when the session never streamed (no connection, no slot yet).
+            spdlog::error("{}; {} in {} ms", e.what(),
+                          streamed ? "restarting from the slot's confirmed position" : "retrying",
                           backoff.count());
             notifier_.status("reconnecting: " + std::string(e.what()));
             if (!wait(backoff)) return 0;

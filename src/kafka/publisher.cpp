@@ -128,7 +128,11 @@ Publisher::Impl::~Impl() {
     if (pipe_write >= 0) ::close(pipe_write);
 }
 
-Publisher::Publisher(const PublisherOptions& options) : impl_(std::make_unique<Impl>()) {
+namespace {
+
+// The producer's configuration: the relay's own settings, then the user's kafka.properties.
+// Throws Error(Config) naming the property librdkafka refuses. Creates no producer.
+std::unique_ptr<rd_kafka_conf_t, ConfDeleter> make_conf(const PublisherOptions& options) {
     std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
     // Correctness settings first; the config loader rejects user properties that weaken them.
     set(conf.get(), "bootstrap.servers", options.bootstrap_servers, "kafka.bootstrap_servers: ");
@@ -149,6 +153,17 @@ Publisher::Publisher(const PublisherOptions& options) : impl_(std::make_unique<I
     for (const auto& [key, value] : options.properties) set(conf.get(), key, value, "kafka.properties.");
     if (!has_property(options, "log_level")) set(conf.get(), "log_level", "6", "");
 
+    return conf;
+}
+
+}  // namespace
+
+void check_properties(const PublisherOptions& options) {
+    (void)make_conf(options);
+}
+
+Publisher::Publisher(const PublisherOptions& options) : impl_(std::make_unique<Impl>()) {
+    std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf = make_conf(options);
     rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::on_delivery_report);
     rd_kafka_conf_set_error_cb(conf.get(), &Impl::on_error);
     rd_kafka_conf_set_log_cb(conf.get(), &Impl::on_log);

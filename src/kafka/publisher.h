@@ -22,6 +22,11 @@ struct PublisherOptions {
     std::uint64_t max_inflight_events = 100000;
 };
 
+// Checks every property as librdkafka would take it (names, values, enums) without creating a
+// producer or connecting: throws Error(Config) naming the property, e.g.
+//   kafka.properties.linger.ms: Invalid value "abc" for configuration property "linger.ms"
+void check_properties(const PublisherOptions& options);
+
 // An idempotent librdkafka producer (enable.idempotence=true, acks=all, murmur2_random): the
 // pipeline's Sink. Delivery reports are served on the caller's thread: poll wakeup_fd() for
 // POLLIN, then call serve(). Reports say what became of each record in the pipeline's terms

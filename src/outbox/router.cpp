@@ -124,6 +124,21 @@ bool OutboxRouter::is_outbox_table(const pgoutput::RelationInfo& relation) const
     return false;
 }
 
+std::vector<std::string> OutboxRouter::missing_columns(const pgoutput::RelationInfo& relation) const {
+    std::vector<std::string> missing;
+    const auto check = [&](const std::string& column, std::string_view role) {
+        if (!relation.column_index(column))
+            missing.push_back("\"" + column + "\" (" + std::string(role) + ")");
+    };
+    const auto& roles = config_.columns;
+    check(roles.id, "id");
+    check(roles.aggregate_type, "aggregate_type");
+    check(roles.aggregate_id, "aggregate_id");
+    check(roles.payload, "payload");
+    for (const auto& name : config_.headers) check(name, "header");
+    return missing;
+}
+
 RouteOutcome OutboxRouter::route(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
                                  const CommitInfo& commit, Record& record, Rejection& rejection) const {
     if (!is_outbox_table(relation)) return RouteOutcome::NotOutbox;

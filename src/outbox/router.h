@@ -44,6 +44,8 @@ public:
     void dead_letter_for_record(const Record& original, const Rejection& rejection, Record& out) const;
 
     [[nodiscard]] bool is_outbox_table(const pgoutput::RelationInfo& relation) const;
+    // The configured columns (roles and headers) that `relation` lacks, as "\"name\" (role)".
+    [[nodiscard]] std::vector<std::string> missing_columns(const pgoutput::RelationInfo& relation) const;
     [[nodiscard]] const OutboxOptions& config() const noexcept { return config_; }
 
 private:

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -64,6 +65,22 @@ ConnectParams connect_params(const std::string& conninfo, ReplicationMode mode,
 // polled, so this is its stand-in).
 constexpr int kInterruptibleTimeoutMs = 10000;
 
+// libpq's message for a failed connection, on one line (it may hold the server's FATAL and
+// DETAIL lines and one "connection to server ... failed" line per host tried).
+std::string fold_lines(std::string text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] != '\n') {
+            out += text[i];
+            continue;
+        }
+        while (i + 1 < text.size() && (text[i + 1] == ' ' || text[i + 1] == '\t')) ++i;
+        out += "; ";
+    }
+    return out;
+}
+
 // Waits until `socket` is ready for `events`; throws when `cancel_fd` becomes readable first
 // or the server does not answer in time.
 void wait_interruptible(int socket, short events, int cancel_fd) {
@@ -86,10 +103,7 @@ Connection Connection::connect(const std::string& conninfo, ReplicationMode mode
     PGconn* raw = PQconnectdbParams(p.keys.data(), p.values.data(), 1);
     if (raw == nullptr) throw Error(ErrorKind::Fatal, "libpq: out of memory creating a connection");
     Connection conn(raw);
-    if (PQstatus(raw) != CONNECTION_OK) {
-        // libpq's message names host and user but never the password.
-        throw Error(ErrorKind::Transient, "cannot connect to PostgreSQL: " + conn.error_message());
-    }
+    if (PQstatus(raw) != CONNECTION_OK) throw connection_failure(conn.error_message());
     conn.use_utf8();
     return conn;
 }
@@ -110,9 +124,7 @@ Connection Connection::connect_interruptible(const std::string& conninfo, int ca
         wait_interruptible(PQsocket(raw), status == PGRES_POLLING_READING ? POLLIN : POLLOUT, cancel_fd);
         status = PQconnectPoll(raw);
     }
-    if (status == PGRES_POLLING_FAILED) {
-        throw Error(ErrorKind::Transient, "cannot connect to PostgreSQL: " + conn.error_message());
-    }
+    if (status == PGRES_POLLING_FAILED) throw connection_failure(conn.error_message());
     // No use_utf8(): it blocks in a SET, and this connection's users read catalog names only.
     return conn;
 }
@@ -153,6 +165,72 @@ void Connection::use_utf8() {
     if (PQsetClientEncoding(conn_.get(), "UTF8") != 0) {
         throw Error(ErrorKind::Transient, "cannot set client_encoding to UTF8: " + error_message());
     }
+}
+
+Error connection_failure(const std::string& libpq_message) {
+    // libpq gives no SQLSTATE for a failed connection: match the server's FATAL text (English
+    // server messages; anything not recognised is retried).
+    struct Permanent {
+        std::string_view says;
+        std::string_view fix;
+    };
+    static constexpr Permanent kPermanent[] = {
+        {"password authentication failed",
+         "check the password (postgres.password_file) and the user in postgres.dsn"},
+        {"no password supplied", "the server asks for a password: set postgres.password_file"},
+        {"does not exist", "fix user= or dbname= in postgres.dsn, or create the role or database"},
+        {"no pg_hba.conf entry",
+         "add a pg_hba.conf line for this user, database and address (logical "
+         "replication connections match the database name), then reload PostgreSQL"},
+        {"pg_hba.conf rejects", "change the pg_hba.conf line that rejects this user, database or address"},
+        {"authentication failed",
+         "check the authentication method in pg_hba.conf and the user in postgres.dsn"},
+        {"start WAL sender", "the role needs the REPLICATION attribute: ALTER ROLE <user> REPLICATION;"},
+        {"replication role to start walsender",
+         "the role needs the REPLICATION attribute: ALTER ROLE <user> REPLICATION;"},
+        {"certificate",
+         "check sslrootcert, sslcert and sslkey in postgres.dsn against the server's certificate"},
+        {"SSL", "check the ssl* settings in postgres.dsn and the server's ssl settings"},
+        {"invalid connection option", "fix postgres.dsn"},
+        {"invalid URI", "fix postgres.dsn"},
+        {"missing \"=\"", "fix postgres.dsn"},
+        {"invalid sslmode", "fix postgres.dsn"},
+        {"invalid target_session_attrs", "fix postgres.dsn"},
+        {"is not currently accepting connections",
+         "ALTER DATABASE ... ALLOW_CONNECTIONS true, or fix dbname="},
+    };
+    // Transient whatever else the message says: the server is busy, starting or stopping, or is
+    // a standby of a multi-host DSN (the relay waits for a primary).
+    static constexpr std::string_view kTransient[] = {
+        "too many connections",
+        "connection slots are reserved",
+        "starting up",
+        "shutting down",
+        "in recovery mode",
+        "hot standby",
+        "read-only",
+        "Connection refused",
+        "timeout expired",
+        "could not translate host name",
+        "server closed the connection unexpectedly",
+        "SSL SYSCALL",
+        "closed unexpectedly",
+    };
+    const std::string message = fold_lines(libpq_message);
+    const bool transient = std::any_of(std::begin(kTransient), std::end(kTransient), [&](std::string_view t) {
+        return message.find(t) != std::string::npos;
+    });
+    if (!transient) {
+        for (const auto& p : kPermanent) {
+            if (message.find(p.says) != std::string::npos) {
+                return Error(ErrorKind::Config,
+                             fmt::format("cannot connect to PostgreSQL: {} (retrying will not help: {})",
+                                         message, p.fix));
+            }
+        }
+    }
+    // libpq's message names host and user but never the password.
+    return Error(ErrorKind::Transient, "cannot connect to PostgreSQL: " + message);
 }
 
 std::string Connection::server_address() const {

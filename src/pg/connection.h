@@ -39,6 +39,11 @@ private:
     std::string sqlstate_;
 };
 
+// The error for a connection attempt that failed with `libpq_message`: Config (exit 78, with
+// the fix) when retrying cannot help (wrong password, no such role or database, no pg_hba.conf
+// entry, no REPLICATION attribute, TLS verification, a malformed DSN), else Transient.
+Error connection_failure(const std::string& libpq_message);
+
 // Maps a SQLSTATE to what the caller should do: connection and shutdown classes reconnect,
 // privilege/undefined-object classes need the operator.
 ErrorKind classify_sqlstate(std::string_view sqlstate) noexcept;

@@ -57,6 +57,31 @@ void require_tables(Connection& conn, const std::vector<TableName>& tables) {
     }
 }
 
+void require_columns(Connection& conn, const ReplicationOptions& options) {
+    for (const auto& t : options.tables) {
+        const auto rows = conn.query(
+            "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n "
+            "ON "
+            "n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT "
+            "a.attisdropped",
+            {t.schema, t.name});
+        std::vector<std::string> present;
+        for (const auto& r : rows) present.push_back(r[0].value_or(""));
+        std::string missing;
+        for (const auto& [column, key] : options.required_columns) {
+            if (std::find(present.begin(), present.end(), column) != present.end()) continue;
+            missing += fmt::format("{}\"{}\" ({})", missing.empty() ? "" : ", ", column, key);
+        }
+        if (!missing.empty()) {
+            throw Error(
+                ErrorKind::Config,
+                fmt::format("outbox table {} has no column {}; fix the configuration or the table (ALTER "
+                            "TABLE {} ADD COLUMN ...)",
+                            t.qualified(), missing, t.quoted()));
+        }
+    }
+}
+
 std::string create_publication_sql(const ReplicationOptions& options) {
     return fmt::format("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert')",
                        quote_identifier(options.publication), table_list(options.tables));
@@ -156,6 +181,7 @@ SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOption
     refuse_standby(conn, identity);
     require_logical_wal_level(conn);
     require_tables(conn, options.tables);
+    require_columns(conn, options);
     require_failover_support(options, conn.server_version());
 
     const bool publication_exists = check_publication(conn, options);

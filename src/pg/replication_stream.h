@@ -30,6 +30,8 @@ struct ReplicationOptions {
     std::string slot = "outbox_relay";
     std::string publication = "outbox_relay";
     std::vector<TableName> tables;  // the outbox tables the publication must cover
+    // Columns every outbox table must have: {column, what names it (e.g. "outbox.columns.payload")}.
+    std::vector<std::pair<std::string, std::string>> required_columns;
     bool create_slot = true;
     bool create_publication = true;
     // Create the slot as a failover slot (PostgreSQL 17+), which slot synchronization keeps on

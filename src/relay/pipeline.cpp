@@ -23,7 +23,7 @@ void Pipeline::on_message(const pgoutput::Message& message) {
         ledger_.commit(commit->end_lsn);
         ++counters_.transactions;
     } else if (const auto* relation = std::get_if<pgoutput::Relation>(&message)) {
-        relations_.update(*relation);
+        on_relation(relations_.update(*relation));
     } else if (std::holds_alternative<pgoutput::StreamStart>(message) ||
                std::holds_alternative<pgoutput::StreamCommit>(message) ||
                std::holds_alternative<pgoutput::StreamAbort>(message) ||
@@ -32,6 +32,16 @@ void Pipeline::on_message(const pgoutput::Message& message) {
     }
     // Update, Delete, Truncate, Type, Origin and logical messages carry no outbox events: a
     // publication for inserts only does not send the first three at all.
+}
+
+void Pipeline::on_relation(const pgoutput::RelationInfo& relation) {
+    const auto known = std::find(incomplete_relations_.begin(), incomplete_relations_.end(), relation.id);
+    if (known != incomplete_relations_.end()) incomplete_relations_.erase(known);
+    if (!router_.is_outbox_table(relation)) return;
+    const std::vector<std::string> missing = router_.missing_columns(relation);
+    if (missing.empty()) return;
+    incomplete_relations_.push_back(relation.id);
+    observer_.outbox_columns_missing(relation, missing);
 }
 
 void Pipeline::on_keepalive(Lsn wal_end) noexcept {
@@ -109,7 +119,10 @@ void Pipeline::reject(const Rejection& rejection, const CommitInfo& txn, const R
                                    "); stopping rather than losing it");
         return;
     }
-    observer_.dead_lettered(txn, rejection);
+    const bool announced = rejection.code == "missing_column" && relation != nullptr &&
+                           std::find(incomplete_relations_.begin(), incomplete_relations_.end(),
+                                     relation->id) != incomplete_relations_.end();
+    observer_.dead_lettered(txn, rejection, announced);
     ++counters_.events_dead_lettered;
     if (refused != nullptr) {
         router_.dead_letter_for_record(*refused, rejection, dead_letter_record_);

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 #include "common/lsn.h"
@@ -30,7 +31,13 @@ class Observer {
 public:
     virtual ~Observer() = default;
     // An event goes to the dead-letter topic instead of its own (on_invalid: dead_letter).
-    virtual void dead_lettered(const CommitInfo& txn, const Rejection& why) = 0;
+    // `announced`: its cause was reported already (outbox_columns_missing), so one line per
+    // relation change is enough, not one per row.
+    virtual void dead_lettered(const CommitInfo& txn, const Rejection& why, bool announced) = 0;
+    // A Relation message (an ALTER TABLE while streaming) shows an outbox table without some
+    // configured columns: its rows will be refused until the table or the configuration is fixed.
+    virtual void outbox_columns_missing(const pgoutput::RelationInfo& relation,
+                                        const std::vector<std::string>& missing) = 0;
     // An event was refused under on_invalid: stop; nothing from it on will be confirmed.
     virtual void refused_stopping(const CommitInfo& txn, const Rejection& why) = 0;
 };
@@ -105,6 +112,7 @@ public:
 
 private:
     void on_insert(const pgoutput::Insert& insert);
+    void on_relation(const pgoutput::RelationInfo& relation);
     // Reserves a slot for `record` in the open transaction and sends it.
     void publish(Record& record, bool dead_letter);
     // Hands `record` to the sink under `cookie`; `can_hold`: its views outlive this call.
@@ -133,6 +141,7 @@ private:
     std::optional<PipelineFailure> failure_;
     std::optional<std::string> stop_reason_;
     PipelineCounters counters_;
+    std::vector<RelationId> incomplete_relations_;  // outbox tables announced as missing columns
 };
 
 }  // namespace outbox::relay

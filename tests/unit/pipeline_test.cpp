@@ -56,8 +56,14 @@ public:
 
 class RecordingObserver final : public Observer {
 public:
-    void dead_lettered(const CommitInfo& txn, const Rejection& why) override {
-        dead_letters.push_back({txn.xid.value(), std::string(why.code), why.detail});
+    void dead_lettered(const CommitInfo& txn, const Rejection& why, bool announced) override {
+        dead_letters.push_back({txn.xid.value(), std::string(why.code), why.detail, announced});
+    }
+    void outbox_columns_missing(const pgoutput::RelationInfo& relation,
+                                const std::vector<std::string>& missing) override {
+        std::string list;
+        for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+        incomplete.push_back(relation.qualified_name() + ": " + list);
     }
     void refused_stopping(const CommitInfo& txn, const Rejection& why) override {
         stops.push_back({txn.xid.value(), std::string(why.code), why.detail});
@@ -66,9 +72,11 @@ public:
         std::uint32_t xid;
         std::string code;
         std::string detail;
+        bool announced = false;
     };
     std::vector<Note> dead_letters;
     std::vector<Note> stops;
+    std::vector<std::string> incomplete;  // outbox_columns_missing, one line each
 };
 
 constexpr std::uint32_t kTextOid = 25;
@@ -89,6 +97,13 @@ public:
                                       {0, "aggregatetype", kTextOid, -1},
                                       {0, "aggregateid", kTextOid, -1},
                                       {0, "payload", kJsonbOid, -1}}};
+        outbox_without_payload_ = pgoutput::Relation{
+            std::nullopt,
+            kOutboxId,
+            "public",
+            "outbox",
+            pgoutput::ReplicaIdentity::Default,
+            {{1, "id", kTextOid, -1}, {0, "aggregatetype", kTextOid, -1}, {0, "aggregateid", kTextOid, -1}}};
         orders_ = pgoutput::Relation{std::nullopt,
                                      kOrdersId,
                                      "public",
@@ -98,6 +113,22 @@ public:
     }
     [[nodiscard]] pgoutput::Message outbox_relation() const { return outbox_; }
     [[nodiscard]] pgoutput::Message orders_relation() const { return orders_; }
+    // The outbox table after ALTER TABLE outbox DROP COLUMN payload.
+    [[nodiscard]] pgoutput::Message outbox_relation_without_payload() const {
+        return outbox_without_payload_;
+    }
+    pgoutput::Message event_without_payload(std::string id, std::string type, std::string key) {
+        values_.push_back(std::move(id));
+        const std::string_view id_view = values_.back();
+        values_.push_back(std::move(type));
+        const std::string_view type_view = values_.back();
+        values_.push_back(std::move(key));
+        const std::string_view key_view = values_.back();
+        return pgoutput::Insert{
+            std::nullopt, kOutboxId,
+            pgoutput::Tuple{
+                {{ColumnKind::Text, id_view}, {ColumnKind::Text, type_view}, {ColumnKind::Text, key_view}}}};
+    }
     static pgoutput::Message begin(std::uint32_t xid, std::uint64_t commit_lsn) {
         return pgoutput::Begin{Lsn(commit_lsn), pgoutput::PgTimestamp(1'000'000), Xid(xid)};
     }
@@ -128,6 +159,7 @@ public:
 
 private:
     pgoutput::Relation outbox_;
+    pgoutput::Relation outbox_without_payload_;
     pgoutput::Relation orders_;
     std::deque<std::string> values_;  // deque: views stay valid as it grows
 };
@@ -196,7 +228,7 @@ TEST_CASE_FIXTURE(DeadLetterPipeline,
 
 TEST_CASE_FIXTURE(
     DeadLetterPipeline,
-    "pipeline: rows of other tables are no events; idle keepalives are confirmable, busy ones not") {
+    "pipeline: rows of other tables are no events, idle keepalives are confirmable, busy ones not") {
     p.on_message(s.orders_relation());
     p.on_message(Stream::begin(700, 0x2000));
     p.on_message(Stream::order());
@@ -456,4 +488,38 @@ TEST_CASE_FIXTURE(DeadLetterPipeline, "pipeline: messages out of protocol order 
     }
     CHECK_THROWS_AS(p.on_delivery(Delivery{99, DeliveryStatus::Acknowledged, "t", {}, {}, nullptr}),
                     LedgerError);
+}
+
+TEST_CASE_FIXTURE(
+    DeadLetterPipeline,
+    "pipeline: an outbox table that loses a configured column is announced once per change, not per row") {
+    p.on_message(s.outbox_relation_without_payload());
+    REQUIRE(observer.incomplete.size() == 1);
+    CHECK(observer.incomplete[0] == "public.outbox: \"payload\" (payload)");
+    p.on_message(Stream::begin(700, 0x2000));
+    p.on_message(s.event_without_payload("e1", "order", "o-1"));
+    p.on_message(s.event_without_payload("e2", "order", "o-2"));
+    p.on_message(Stream::commit(0x2000, 0x2010));
+    REQUIRE(observer.dead_letters.size() == 2);
+    CHECK(observer.dead_letters[0].code == "missing_column");
+    CHECK(observer.dead_letters[0].announced);
+    CHECK(observer.dead_letters[1].announced);
+    CHECK(observer.incomplete.size() == 1);  // still one line for two rows
+    CHECK(sink.sent.size() == 2);
+    CHECK(sink.sent[0].topic == "outbox.dead_letter");
+
+    // Fixed (ADD COLUMN payload): rows route again; a later loss is announced again.
+    p.on_message(s.outbox_relation());
+    p.on_message(Stream::begin(701, 0x3000));
+    p.on_message(s.event("e3", "order", "o-3", "{}"));
+    p.on_message(Stream::commit(0x3000, 0x3010));
+    CHECK(sink.sent.back().topic == "outbox.event.order");
+    p.on_message(s.outbox_relation_without_payload());
+    CHECK(observer.incomplete.size() == 2);
+    // Other rejections of the same relation are not "announced".
+    p.on_message(s.outbox_relation());
+    p.on_message(Stream::begin(702, 0x4000));
+    p.on_message(s.event("e4", std::nullopt, "o-4", "{}"));
+    p.on_message(Stream::commit(0x4000, 0x4010));
+    CHECK_FALSE(observer.dead_letters.back().announced);
 }

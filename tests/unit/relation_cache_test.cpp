@@ -105,7 +105,7 @@ TEST_CASE("RelationCache: a new Relation message for the same id replaces the sc
     CHECK(cache.get(RelationId(16384)).columns.size() == 2);
 }
 
-TEST_CASE("RelationCache: relations are kept apart by id; clear forgets them all") {
+TEST_CASE("RelationCache: relations are kept apart by id, and clear forgets them all") {
     RelationCache cache;
     Relation other = outbox_relation("account");
     other.id = RelationId(16391);
