@@ -340,6 +340,12 @@ void Session::update_gauges(Clock::time_point now) {
     m.confirmed_lsn.Set(static_cast<double>(stats.confirmed.value()));
     m.server_wal_end_lsn.Set(static_cast<double>(stats.server_wal_end.value()));
     m.lag_bytes.Set(static_cast<double>(bytes_between(stats.confirmed, stats.server_wal_end)));
+    const std::int64_t now_us = unix_now_us();
+    const auto oldest = pipeline_->oldest_pending_commit_time();
+    m.lag_seconds.Set(oldest ? static_cast<double>(std::max<std::int64_t>(0, now_us - *oldest)) / 1e6 : 0.0);
+    if (const std::int64_t confirmed = pipeline_->confirmed_commit_time(); confirmed != 0) {
+        m.confirmed_commit_timestamp_seconds.Set(static_cast<double>(confirmed) / 1e6);
+    }
     const std::uint64_t wal_bytes = stream_->bytes_received();
     m.wal_received_bytes.Increment(static_cast<double>(wal_bytes - wal_bytes_counted_));
     wal_bytes_counted_ = wal_bytes;

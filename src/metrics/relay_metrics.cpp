@@ -57,6 +57,19 @@ RelayMetrics::RelayMetrics(const std::string& version)
                     .Help("Server WAL end minus confirmed position, in bytes.")
                     .Register(*registry_)
                     .Add({})),
+      lag_seconds(
+          prometheus::BuildGauge()
+              .Name("outbox_relay_lag_seconds")
+              .Help("Seconds since the commit of the oldest transaction received but not yet confirmed "
+                    "(0 when none).")
+              .Register(*registry_)
+              .Add({})),
+      confirmed_commit_timestamp_seconds(
+          prometheus::BuildGauge()
+              .Name("outbox_relay_confirmed_commit_timestamp_seconds")
+              .Help("Commit time (Unix seconds) of the last transaction confirmed to PostgreSQL.")
+              .Register(*registry_)
+              .Add({})),
       slot_safe_wal_size_bytes(prometheus::BuildGauge()
                                    .Name("outbox_relay_slot_safe_wal_size_bytes")
                                    .Help("pg_replication_slots.safe_wal_size: WAL that can still be written "

@@ -39,6 +39,8 @@ public:
     prometheus::Gauge& confirmed_lsn;
     prometheus::Gauge& server_wal_end_lsn;
     prometheus::Gauge& lag_bytes;
+    prometheus::Gauge& lag_seconds;
+    prometheus::Gauge& confirmed_commit_timestamp_seconds;
     prometheus::Gauge& slot_safe_wal_size_bytes;
     prometheus::Histogram& commit_to_ack_seconds;
     prometheus::Gauge& postgres_connected;

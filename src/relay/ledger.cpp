@@ -4,10 +4,10 @@
 
 namespace outbox::relay {
 
-TxnTicket Ledger::begin() {
+TxnTicket Ledger::begin(std::int64_t commit_time_unix_us) {
     if (open_) throw LedgerError("begin() while a transaction is open");
     open_ = true;
-    txns_.push_back(Txn{next_seq_++, 0, false, Lsn()});
+    txns_.push_back(Txn{next_seq_++, 0, false, Lsn(), commit_time_unix_us});
     return TxnTicket(txns_.back().seq);
 }
 
@@ -48,6 +48,7 @@ void Ledger::keepalive(Lsn wal_end) noexcept {
 void Ledger::advance() noexcept {
     while (!txns_.empty() && txns_.front().committed && txns_.front().pending == 0) {
         if (txns_.front().end_lsn > confirmable_) confirmable_ = txns_.front().end_lsn;
+        confirmed_commit_time_ = txns_.front().commit_time_unix_us;
         txns_.pop_front();
     }
 }

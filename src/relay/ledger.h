@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <optional>
 
 #include "common/error.h"
 #include "common/lsn.h"
@@ -25,8 +26,9 @@ public:
     // Starts from what the slot had confirmed.
     explicit Ledger(Lsn start = Lsn()) noexcept : confirmable_(start) {}
 
-    // A transaction begins; events added until commit() belong to it.
-    TxnTicket begin();
+    // A transaction begins; events added until commit() belong to it. `commit_time_unix_us` is
+    // kept for the lag figures below (the ledger does not interpret it).
+    TxnTicket begin(std::int64_t commit_time_unix_us = 0);
     // One more event of the open transaction is on its way to Kafka.
     void add_event();
     // The open transaction committed; its commit record ends at `end_lsn` (which may be at or
@@ -45,6 +47,13 @@ public:
     [[nodiscard]] std::uint64_t pending_events() const noexcept { return pending_events_; }
     // Transactions received but not yet confirmable (the open one included).
     [[nodiscard]] std::size_t pending_transactions() const noexcept { return txns_.size(); }
+    // Commit time of the oldest transaction not yet confirmable; nullopt when there is none.
+    [[nodiscard]] std::optional<std::int64_t> oldest_pending_commit_time() const noexcept {
+        if (txns_.empty()) return std::nullopt;
+        return txns_.front().commit_time_unix_us;
+    }
+    // Commit time of the last transaction that became confirmable (0 before the first).
+    [[nodiscard]] std::int64_t confirmed_commit_time() const noexcept { return confirmed_commit_time_; }
 
 private:
     struct Txn {
@@ -52,6 +61,7 @@ private:
         std::uint64_t pending = 0;
         bool committed = false;
         Lsn end_lsn;
+        std::int64_t commit_time_unix_us = 0;
     };
     void advance() noexcept;
 
@@ -60,6 +70,7 @@ private:
     std::uint64_t pending_events_ = 0;
     bool open_ = false;
     Lsn confirmable_;
+    std::int64_t confirmed_commit_time_ = 0;
 };
 
 // The ledger was driven against its contract (a bug in the caller, never a peer's input).

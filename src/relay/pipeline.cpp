@@ -17,8 +17,8 @@ void Pipeline::on_message(const pgoutput::Message& message) {
     if (const auto* insert = std::get_if<pgoutput::Insert>(&message)) {
         on_insert(*insert);
     } else if (const auto* begin = std::get_if<pgoutput::Begin>(&message)) {
-        ticket_ = ledger_.begin();
         commit_ = CommitInfo{begin->final_lsn, begin->xid, begin->commit_time.unix_micros()};
+        ticket_ = ledger_.begin(commit_.commit_time_unix_us);
     } else if (const auto* commit = std::get_if<pgoutput::Commit>(&message)) {
         ledger_.commit(commit->end_lsn);
         ++counters_.transactions;

@@ -105,6 +105,14 @@ public:
         return ledger_.pending_events() - poisoned_events_;
     }
     [[nodiscard]] std::uint64_t inflight_bytes() const noexcept { return inflight_bytes_; }
+    // Commit time (µs since the Unix epoch) of the oldest transaction not yet confirmable.
+    [[nodiscard]] std::optional<std::int64_t> oldest_pending_commit_time() const noexcept {
+        return ledger_.oldest_pending_commit_time();
+    }
+    // Commit time of the last transaction that became confirmable (0 before the first).
+    [[nodiscard]] std::int64_t confirmed_commit_time() const noexcept {
+        return ledger_.confirmed_commit_time();
+    }
     [[nodiscard]] const std::optional<PipelineFailure>& failure() const noexcept { return failure_; }
     // Set when on_invalid: stop refused an event ("code: detail"); nothing past it is confirmed.
     [[nodiscard]] const std::optional<std::string>& stop_reason() const noexcept { return stop_reason_; }

@@ -157,3 +157,20 @@ TEST_CASE("ledger: a long random sequence never confirms past an unacknowledged 
     }
     CHECK(ledger.confirmable() == expected);
 }
+
+TEST_CASE("Ledger: commit times of the oldest pending and the last confirmed transaction") {
+    outbox::relay::Ledger ledger(outbox::Lsn(0x100));
+    CHECK_FALSE(ledger.oldest_pending_commit_time());
+    CHECK(ledger.confirmed_commit_time() == 0);
+    const auto first = ledger.begin(1'000);
+    ledger.add_event();
+    ledger.commit(outbox::Lsn(0x200));
+    ledger.begin(2'000);
+    ledger.commit(outbox::Lsn(0x300));  // no events: done at once, but behind the first
+    CHECK(ledger.oldest_pending_commit_time() == std::optional<std::int64_t>(1'000));
+    CHECK(ledger.confirmed_commit_time() == 0);
+    ledger.acknowledge(first);
+    CHECK_FALSE(ledger.oldest_pending_commit_time());
+    CHECK(ledger.confirmed_commit_time() == 2'000);
+    CHECK(ledger.confirmable() == outbox::Lsn(0x300));
+}
