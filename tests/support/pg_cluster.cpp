@@ -39,7 +39,7 @@ std::string conf_quote(const std::string& value) {
 
 // The server binary in `bin_dir`, or an error that says how to get it.
 std::string server_binary(const std::string& bin_dir) {
-    const std::string postgres = bin_dir + "/postgres";
+    std::string postgres = bin_dir + "/postgres";
     if (::access(postgres.c_str(), X_OK) != 0) {
         throw std::runtime_error(
             "no PostgreSQL server binary at " + postgres +
@@ -79,7 +79,7 @@ int pg_server_major() {
     return parse_major(run_server_binary({server_binary(pg_bin_dir()), "--version"}));
 }
 
-PgCluster::PgCluster(PgClusterOptions options) {
+PgCluster::PgCluster(const PgClusterOptions& options) {
     prepare_run_dir(options.run_dir);
     init_cluster(options);
     start();
@@ -240,7 +240,7 @@ void PgCluster::set(const std::string& name, const std::string& value, std::chro
     }
 }
 
-std::unique_ptr<PgCluster> PgCluster::create_standby(StandbyOptions options) {
+std::unique_ptr<PgCluster> PgCluster::create_standby(const StandbyOptions& options) {
     return std::unique_ptr<PgCluster>(new PgCluster(StandbyTag{}, *this, options));
 }
 
@@ -333,7 +333,7 @@ bool PgCluster::in_recovery() const {
     return query_value("SELECT pg_is_in_recovery()") == "t";
 }
 
-bool PgCluster::wait_replayed(const PgCluster& primary, std::chrono::milliseconds timeout) {
+bool PgCluster::wait_replayed(const PgCluster& primary, std::chrono::milliseconds timeout) const {
     const std::string target =
         primary.query_value("SELECT pg_current_wal_insert_lsn()::text").value_or("0/0");
     return wait_until(

@@ -48,7 +48,7 @@ struct StandbyOptions {
 // neither a failed assertion nor a crash of the test leaves a server behind.
 class PgCluster {
 public:
-    explicit PgCluster(PgClusterOptions options = {});
+    explicit PgCluster(const PgClusterOptions& options = {});
     ~PgCluster();
     PgCluster(const PgCluster&) = delete;
     PgCluster& operator=(const PgCluster&) = delete;
@@ -88,14 +88,14 @@ public:
     // primary_conninfo with dbname=, hot_standby_feedback = on; 17+: sync_replication_slots =
     // on, and this cluster's synchronized_standby_slots names the slot). Returns once this
     // cluster reports the standby streaming.
-    std::unique_ptr<PgCluster> create_standby(StandbyOptions options = {});
+    std::unique_ptr<PgCluster> create_standby(const StandbyOptions& options = {});
 
     // A standby's physical slot on its primary (empty for a cluster made by initdb).
     [[nodiscard]] const std::string& primary_slot() const noexcept { return primary_slot_; }
     // pg_is_in_recovery().
     [[nodiscard]] bool in_recovery() const;
     // Standby: waits until it replayed everything `primary` had written when called.
-    [[nodiscard]] bool wait_replayed(const PgCluster& primary, std::chrono::milliseconds timeout);
+    [[nodiscard]] bool wait_replayed(const PgCluster& primary, std::chrono::milliseconds timeout) const;
     // Standby, 17+: one round of failover-slot synchronization now. With the slot sync worker
     // on (it sleeps up to 30 s when idle, and pg_sync_replication_slots() refuses to run
     // beside it) a configuration reload wakes it; with it off, pg_sync_replication_slots().
