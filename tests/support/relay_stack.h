@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iterator>
 #include <memory>
@@ -178,9 +179,12 @@ inline Outcome finish(Stack& s, Workload& workload, const std::string& scenario,
                 std::move(committed)};
     INFO(out.verdict.describe());
     CHECK(out.verdict.ok());
-    append_report_row(scenario, out.verdict,
+    // Rows of the version matrix (OUTBOX_PG_BIN set) name their server: "pg17: <scenario>".
+    const bool matrix = std::getenv("OUTBOX_PG_BIN") != nullptr;
+    const std::string row_name = (matrix ? "pg" + std::to_string(s.pg.server_major()) + ": " : "") + scenario;
+    append_report_row(row_name, out.verdict,
                       std::chrono::duration<double>(std::chrono::steady_clock::now() - s.started).count());
-    MESSAGE("| " << scenario << " | " << out.verdict.committed << " | " << out.verdict.lost << " | "
+    MESSAGE("| " << row_name << " | " << out.verdict.committed << " | " << out.verdict.lost << " | "
                  << out.verdict.duplicates << " | " << std::string(out.verdict.ok() ? "OK" : "FAIL") << " |\n"
                  << Verdict::summary_header() << "\n"
                  << out.verdict.summary());

@@ -2,11 +2,24 @@
 
 #include <poll.h>
 
+#include <iterator>
 #include <stdexcept>
+#include <variant>
 
 #include "pgoutput/decoder.h"
 
 namespace outbox::test {
+namespace {
+
+const char* kind_of(const pgoutput::Message& message) {
+    static constexpr const char* kNames[] = {
+        "Begin",  "Commit",   "Origin",  "Relation",    "Type",       "Insert",       "Update",
+        "Delete", "Truncate", "Message", "StreamStart", "StreamStop", "StreamCommit", "StreamAbort"};
+    static_assert(std::size(kNames) == std::variant_size_v<pgoutput::Message>);
+    return kNames[message.index()];
+}
+
+}  // namespace
 
 void ReplicationReader::turn(std::chrono::milliseconds max_wait) {
     while (auto frame = stream_.read_frame()) {
@@ -18,6 +31,7 @@ void ReplicationReader::turn(std::chrono::milliseconds max_wait) {
         }
         const auto& data = std::get<pgoutput::XLogData>(*frame);
         const auto message = pgoutput::decode(data.payload);
+        kinds_.emplace_back(kind_of(message));
         if (const auto* begin = std::get_if<pgoutput::Begin>(&message)) {
             if (open_) throw std::runtime_error("Begin inside an open transaction");
             open_ = DecodedTransaction{begin->xid, Lsn(), Lsn(), {}};
@@ -39,6 +53,18 @@ void ReplicationReader::turn(std::chrono::milliseconds max_wait) {
                 }
             }
             open_->rows.push_back(std::move(row));
+        } else if (const auto* origin = std::get_if<pgoutput::Origin>(&message)) {
+            if (!open_) throw std::runtime_error("Origin outside a transaction");
+            open_->origin = std::string(origin->name);
+        } else if (const auto* logical = std::get_if<pgoutput::LogicalMessage>(&message)) {
+            DecodedLogicalMessage m{logical->transactional(), logical->lsn, std::string(logical->prefix),
+                                    std::string(logical->content)};
+            if (m.transactional) {
+                if (!open_) throw std::runtime_error("transactional logical message outside a transaction");
+                open_->messages.push_back(std::move(m));
+            } else {
+                lone_messages_.push_back(std::move(m));
+            }
         } else if (const auto* commit = std::get_if<pgoutput::Commit>(&message)) {
             if (!open_) throw std::runtime_error("Commit without Begin");
             open_->commit_lsn = commit->commit_lsn;

@@ -20,11 +20,21 @@ struct DecodedRow {
     std::vector<std::string> column_names;  // the shape of the Relation it was decoded with
 };
 
+// A pg_logical_emit_message() as decoded.
+struct DecodedLogicalMessage {
+    bool transactional = false;
+    Lsn lsn;
+    std::string prefix;
+    std::string content;
+};
+
 struct DecodedTransaction {
     Xid xid;
     Lsn commit_lsn;
     Lsn end_lsn;
     std::vector<DecodedRow> rows;
+    std::optional<std::string> origin;            // the Origin message's name, if one came
+    std::vector<DecodedLogicalMessage> messages;  // transactional logical messages
 };
 
 // Drives a ReplicationStream in the test's thread: reads frames, decodes them, keeps what
@@ -47,6 +57,10 @@ public:
     [[nodiscard]] std::size_t keepalives() const { return keepalives_; }
     [[nodiscard]] std::size_t keepalives_with_reply_requested() const { return replies_requested_; }
     [[nodiscard]] std::vector<DecodedRow> rows() const;
+    // The type of every message decoded, in order ("Begin", "Relation", "Insert", ...).
+    [[nodiscard]] const std::vector<std::string>& message_kinds() const { return kinds_; }
+    // Logical messages that arrived outside any transaction (non-transactional ones).
+    [[nodiscard]] const std::vector<DecodedLogicalMessage>& lone_messages() const { return lone_messages_; }
 
 private:
     void turn(std::chrono::milliseconds max_wait);
@@ -55,6 +69,8 @@ private:
     pgoutput::RelationCache relations_;
     std::optional<DecodedTransaction> open_;
     std::vector<DecodedTransaction> transactions_;
+    std::vector<std::string> kinds_;
+    std::vector<DecodedLogicalMessage> lone_messages_;
     std::size_t keepalives_ = 0;
     std::size_t replies_requested_ = 0;
 };

@@ -55,7 +55,7 @@ constexpr const char* kUsage =
     "  --brokers N    mock Kafka brokers (default 3)\n"
     "  --help\n"
     "\n"
-    "Environment: OUTBOX_MOCK_KAFKA (mock-kafka executable), OUTBOX_PG_BINDIR (PostgreSQL binaries).\n";
+    "Environment: OUTBOX_MOCK_KAFKA (mock-kafka executable), OUTBOX_PG_BIN (PostgreSQL server binaries).\n";
 
 constexpr std::string_view kTmpPrefix = "outbox-dev-stack-";
 
