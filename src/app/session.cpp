@@ -131,6 +131,7 @@ Session::End Session::run() {
             }
         }
         throw_if_failed();
+        for (const std::string& notice : stream_->take_notices()) spdlog::warn("PostgreSQL: {}", notice);
 
         const auto now = Clock::now();
         confirm(now, false);

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <utility>
 
 namespace outbox::pg {
 namespace {
@@ -250,9 +251,33 @@ int ReplicationStream::socket() const noexcept {
     return conn_ ? conn_->socket() : -1;
 }
 
+void ReplicationStream::on_notice(void* self, const PGresult* notice) {
+    auto* stream = static_cast<ReplicationStream*>(self);
+    const char* sqlstate = PQresultErrorField(notice, PG_DIAG_SQLSTATE);
+    const char* primary = PQresultErrorField(notice, PG_DIAG_MESSAGE_PRIMARY);
+    const char* severity = PQresultErrorField(notice, PG_DIAG_SEVERITY);
+    const std::string message = primary != nullptr ? primary : "";
+    if (message.find("skipped loading publication") != std::string::npos ||
+        (sqlstate != nullptr && std::string_view(sqlstate) == "55000" &&
+         message.find("publication") != std::string::npos)) {
+        if (!stream->skipped_publication_) stream->skipped_publication_ = message;
+        return;
+    }
+    std::string text = PQresultErrorMessage(notice);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    if (text.empty()) text = fmt::format("{}: {}", severity != nullptr ? severity : "NOTICE", message);
+    stream->notices_.push_back(std::move(text));
+}
+
+std::vector<std::string> ReplicationStream::take_notices() {
+    return std::exchange(notices_, {});
+}
+
 void ReplicationStream::start() {
     conn_.emplace(Connection::connect(options_.dsn, ReplicationMode::Database, options_.password,
                                       options_.application_name, TargetServer::Primary));
+    // Server notices on the stream come to on_notice() instead of libpq's stderr printer.
+    PQsetNoticeReceiver(conn_->get(), &ReplicationStream::on_notice, this);
     const auto ident = conn_->query("IDENTIFY_SYSTEM");
     if (ident.size() != 1 || ident[0].size() < 4) {
         throw Error(ErrorKind::Protocol, "IDENTIFY_SYSTEM returned an unexpected result");
@@ -328,6 +353,17 @@ std::optional<pgoutput::StreamFrame> ReplicationStream::read_frame() {
     }
     if (n < 0) fail_stream("reading the replication stream failed");
     buffer_.reset(raw);
+    if (skipped_publication_) {
+        // Everything after the warning lacks the outbox rows: never confirm past it.
+        streaming_ = false;
+        throw Error(
+            ErrorKind::Config,
+            fmt::format("the server {} (publication \"{}\", dropped while the relay streamed?); the rows "
+                        "after it cannot be decoded without it, so the relay stops without confirming "
+                        "anything past it. Recreate the publication, then see docs/operations.md, \"The "
+                        "slot was invalidated\", for the rows since",
+                        *skipped_publication_, options_.publication));
+    }
     bytes_received_ += static_cast<std::uint64_t>(n);
     auto frame = pgoutput::parse_stream_frame(std::string_view(raw, static_cast<std::size_t>(n)));
     if (const auto* data = std::get_if<pgoutput::XLogData>(&frame)) {

@@ -116,6 +116,10 @@ public:
 
     [[nodiscard]] bool wants_write() const noexcept { return pending_output_; }
 
+    // Warnings and notices the server sent on the stream since the last call (e.g. "skipped
+    // loading publication" is not among them: read_frame() throws for that one).
+    std::vector<std::string> take_notices();
+
     // Ends the copy stream cleanly: final status update, CopyDone, then reads to the end of the
     // stream so a last-minute ErrorResponse is not missed. Bounded by `timeout`.
     void finish(std::chrono::milliseconds timeout = std::chrono::seconds(10));
@@ -123,6 +127,7 @@ public:
 private:
     void flush_output();
     void fail_stream(const std::string& context);
+    static void on_notice(void* self, const PGresult* notice);
 
     ReplicationOptions options_;
     std::optional<Connection> conn_;
@@ -138,6 +143,10 @@ private:
     bool pending_output_ = false;
     bool streaming_ = false;
     std::chrono::steady_clock::time_point last_status_{};
+    std::vector<std::string> notices_;
+    // PostgreSQL 18's pgoutput skips a publication missing at a change's point in the WAL with a
+    // WARNING and streams on without the outbox rows; 14-17 end the stream with an ERROR.
+    std::optional<std::string> skipped_publication_;
 };
 
 }  // namespace outbox::pg

@@ -531,7 +531,10 @@ TEST_CASE(
     s.workload.join();
     REQUIRE(rc.has_value());
     CHECK(*rc == 78);
-    CHECK(contains(s.relay.log(), "publication \"outbox_relay\" does not exist"));
+    // 14-17 end the stream with an ERROR; 18's pgoutput warns and streams on without the rows,
+    // and the relay stops at the warning.
+    CHECK((contains(s.relay.log(), "publication \"outbox_relay\" does not exist") ||
+           contains(s.relay.log(), "skipped loading publication \"outbox_relay\"")));
     // Nothing after the drop was confirmed: the events stay in the slot for a human to recover.
     const Lsn confirmed = s.slot_confirmed();
     CHECK(confirmed <= drop_at);
