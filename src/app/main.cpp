@@ -61,7 +61,14 @@ int main(int argc, char** argv) {
         }
         if (arg == "--check-config") {
             check_only = true;
-        } else if (arg == "--config" && i + 1 < argc) {
+        } else if (arg == "--config") {
+            if (i + 1 >= argc || argv[i + 1][0] == '\0' ||
+                std::string_view(argv[i + 1]).substr(0, 2) == "--") {
+                std::fprintf(
+                    stderr,
+                    "outbox-relay: --config needs a path: --config /etc/outbox-relay/outbox-relay.yaml\n");
+                return 64;  // EX_USAGE
+            }
             config_path = argv[++i];
         } else if (arg.substr(0, 9) == "--config=") {
             config_path = std::string(arg.substr(9));

@@ -82,10 +82,16 @@ void read_tables(const Value& value, Config& config) {
     }
 }
 
-// Columns copied into Kafka headers, each once.
+// Columns copied into Kafka headers, each once, none named like a header the relay sets itself.
 void read_headers(const Value& value, Config& config) {
     std::vector<int> lines;
     for (const Item& item : value.items()) {
+        if (outbox::is_relay_header(item.text)) {
+            value.error(item.place, fmt::format("{} is a header the relay sets itself ({}); copy that column "
+                                                "under another name (a view or a generated column)",
+                                                quote(item.text), outbox::relay_header_list()));
+            continue;
+        }
         if (auto first = append_unless_duplicate(config.outbox.headers, lines, item.text, item.place.line)) {
             value.error(item.place, fmt::format("duplicate header column {} (also at line {})",
                                                 quote(item.text), *first));
@@ -188,7 +194,7 @@ constexpr std::array kKeys{
         .shown_in_line_of("postgres.slot"),
     setting<Boolean, &Config::postgres, &PG::create_publication>("postgres.create_publication")
         .shown_in_line_of("postgres.publication"),
-    setting<Duration, &Config::postgres, &PG::status_interval>("postgres.status_interval"),
+    setting<StatusInterval, &Config::postgres, &PG::status_interval>("postgres.status_interval"),
     setting<Choice<SlotFailover>, &Config::postgres, &PG::slot_failover>("postgres.slot_failover"),
     setting<StateFilePath, &Config::postgres, &PG::state_file>("postgres.state_file").shown_as(state_file),
 

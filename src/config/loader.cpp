@@ -185,6 +185,40 @@ private:
 
 }  // namespace
 
+namespace {
+
+// yaml-cpp accepts a double-quoted scalar that is never closed: it runs to the end of the file and
+// swallows every key after it, which then reads as "required key is missing". Find such a scalar
+// (the first one whose closing quote is absent) and name its line instead.
+void refuse_unclosed_quote(const YAML::Node& node, std::string_view yaml, const std::string& origin) {
+    if (node.IsMap()) {
+        for (const auto& entry : node) {
+            refuse_unclosed_quote(entry.first, yaml, origin);
+            refuse_unclosed_quote(entry.second, yaml, origin);
+        }
+    } else if (node.IsSequence()) {
+        for (const auto& item : node) refuse_unclosed_quote(item, yaml, origin);
+    } else if (node.IsScalar() && node.Tag() == "!") {
+        const YAML::Mark mark = node.Mark();
+        if (mark.pos < 0 || static_cast<std::size_t>(mark.pos) >= yaml.size() || yaml[mark.pos] != '"')
+            return;
+        for (std::size_t i = static_cast<std::size_t>(mark.pos) + 1; i < yaml.size(); ++i) {
+            if (yaml[i] == '\\') {
+                ++i;
+            } else if (yaml[i] == '"') {
+                return;
+            }
+        }
+        throw Error(
+            ErrorKind::Config,
+            fmt::format("{}:{}:{}: this double-quoted string is never closed (everything after it up to "
+                        "the end of the file became part of it)",
+                        origin, mark.line + 1, mark.column + 1));
+    }
+}
+
+}  // namespace
+
 Config load_config_string(std::string_view yaml, std::string_view origin_name) {
     const std::string origin(origin_name);
     YAML::Node root;
@@ -197,6 +231,7 @@ Config load_config_string(std::string_view yaml, std::string_view origin_name) {
         }
         throw Error(ErrorKind::Config, fmt::format("{}: {}", origin, e.msg));
     }
+    refuse_unclosed_quote(root, yaml, origin);
     return Loader(origin).load(root);
 }
 

@@ -170,6 +170,17 @@ std::string Duration::parse(const std::string& text, Value& out) {
     return store_positive(parse_duration_explained(text), text, out);
 }
 
+std::string StatusInterval::parse(const std::string& text, Value& out) {
+    Value value = out;
+    if (std::string error = Duration::parse(text, value); !error.empty()) return error;
+    if (value > kMax) {
+        return "must be at most " + format_duration(kMax) + ", got " + quote(text) +
+               " (the server's wal_sender_timeout is 60s by default)";
+    }
+    out = value;
+    return {};
+}
+
 std::string Size::parse(const std::string& text, Value& out) {
     return store_positive(parse_size_explained(text), text, out);
 }

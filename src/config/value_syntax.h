@@ -78,6 +78,16 @@ struct Duration {
     static std::string show(const Value& value) { return format_duration(value); }
 };
 
+// postgres.status_interval: a Duration of at most 10 minutes. Status updates also tell the server
+// how far WAL may be released; far apart, a quiet relay pins WAL and looks dead to monitoring.
+struct StatusInterval {
+    using Value = std::chrono::milliseconds;
+    static constexpr std::chrono::minutes kMax{10};
+    static std::string_view expected() { return "a duration"; }
+    static std::string parse(const std::string& text, Value& out);
+    static std::string show(const Value& value) { return format_duration(value); }
+};
+
 // A size in bytes, > 0.
 struct Size {
     using Value = std::uint64_t;

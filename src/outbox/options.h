@@ -5,6 +5,7 @@
 // (src/config/) fills these from YAML; the core never reads the configuration itself.
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace outbox {
@@ -68,5 +69,22 @@ struct OutboxOptions {
 
     [[nodiscard]] bool topic_is_fixed() const;  // no placeholders
 };
+
+// Headers the router sets on every record (and on dead-letter copies): a configured header column
+// may not have one of these names.
+inline constexpr std::string_view kRelayHeaders[] = {
+    "id",
+    "outbox-lsn",
+    "outbox-xid",
+    "outbox-commit-time",
+    "outbox-error",
+    "outbox-error-code",
+    "outbox-table",
+    "outbox-original-topic",
+    "outbox-payload-bytes",
+};
+[[nodiscard]] bool is_relay_header(std::string_view name) noexcept;
+// "id, outbox-lsn, ..."
+[[nodiscard]] std::string relay_header_list();
 
 }  // namespace outbox

@@ -230,3 +230,38 @@ TEST_CASE("kafka property policy: owned properties are documented and refused on
     CHECK(outbox::kafka::is_secret_property("some.token"));
     CHECK_FALSE(outbox::kafka::is_secret_property("ssl.key.location"));
 }
+
+TEST_CASE("config: a header column named like a header the relay sets is refused, naming it and the line") {
+    const std::string error = load_error(
+        "postgres: {dsn: x=y}\noutbox:\n  table: t\n  headers: [type, outbox-lsn]\nkafka: "
+        "{bootstrap_servers: k:1}\n");
+    CHECK(error.find("config.yaml:4: outbox.headers[1]: \"outbox-lsn\" is a header the relay sets itself") !=
+          std::string::npos);
+    CHECK(load_error(
+              "postgres: {dsn: x=y}\noutbox: {table: t, headers: [id]}\nkafka: {bootstrap_servers: k:1}\n")
+              .find("\"id\" is a header the relay sets itself") != std::string::npos);
+}
+
+TEST_CASE("config: status_interval is at most 10 minutes") {
+    const std::string error = load_error(
+        "postgres: {dsn: x=y, status_interval: 2h}\noutbox: {table: t}\nkafka: {bootstrap_servers: k:1}\n");
+    CHECK(error.find("config.yaml:1: postgres.status_interval: must be at most 10m, got \"2h\"") !=
+          std::string::npos);
+    CHECK(load_config_string("postgres: {dsn: x=y, status_interval: 10m}\noutbox: {table: t}\n"
+                             "kafka: {bootstrap_servers: k:1}\n",
+                             "ok.yaml")
+              .postgres.status_interval == std::chrono::minutes(10));
+}
+
+TEST_CASE("config: a double-quoted string that is never closed is named at its line, not as missing keys") {
+    const std::string error =
+        load_error("postgres:\n  dsn: \"host=x\noutbox:\n  table: t\nkafka:\n  bootstrap_servers: k:1\n");
+    CHECK(error ==
+          "config.yaml:2:8: this double-quoted string is never closed (everything after it up to the end "
+          "of the file became part of it)");
+    // Closed over several lines, with an escaped quote inside: fine.
+    CHECK(load_config_string("postgres:\n  dsn: \"host=x\n    user=\\\"u\\\"\"\noutbox: {table: t}\nkafka: "
+                             "{bootstrap_servers: k:1}\n",
+                             "ok.yaml")
+              .postgres.dsn == "host=x user=\"u\"");
+}
