@@ -14,9 +14,15 @@ pg::ReplicationOptions replication_options(const config::Config& c) {
                           {roles.aggregate_type, "outbox.columns.aggregate_type"},
                           {roles.aggregate_id, "outbox.columns.aggregate_id"},
                           {roles.payload, "outbox.columns.payload"}};
-    for (const auto& header : c.outbox.headers) o.required_columns.emplace_back(header, "outbox.headers");
+    if (c.outbox.timestamp == outbox::TimestampSource::Column) {
+        o.required_columns.emplace_back(roles.timestamp, "outbox.columns.timestamp");
+    }
+    for (const auto& header : c.outbox.headers)
+        o.required_columns.emplace_back(header.column, "outbox.headers");
     o.create_slot = c.postgres.create_slot;
     o.create_publication = c.postgres.create_publication;
+    o.publish_updates = c.outbox.on_update != outbox::OperationPolicy::Ignore;
+    o.publish_deletes = c.outbox.on_delete != outbox::OperationPolicy::Ignore;
     o.status_interval = c.postgres.status_interval;
     switch (c.postgres.slot_failover) {
         case config::SlotFailover::Auto: o.slot_failover.reset(); break;

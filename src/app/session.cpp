@@ -371,6 +371,16 @@ void Session::outbox_columns_missing(const pgoutput::RelationInfo& relation,
         relation.qualified_name(), list, config::to_string(ctx_.config.outbox.on_invalid));
 }
 
+void Session::unexpected_operation(const CommitInfo& txn, const pgoutput::RelationInfo& relation,
+                                   std::string_view operation) {
+    ctx_.metrics.unexpected_operations(operation).Increment();
+    spdlog::warn(
+        "{} of a row of outbox table {} in transaction {} (commit {}): outbox rows are only inserted; "
+        "nothing published (outbox.on_{}: warn)",
+        operation == "update" ? "an UPDATE" : "a DELETE", relation.qualified_name(), txn.xid.value(),
+        txn.commit_lsn.to_string(), operation);
+}
+
 void Session::refused_stopping(const CommitInfo& txn, const Rejection& why) {
     spdlog::error("outbox event in transaction {} (commit {}) rejected ({}): {}", txn.xid.value(),
                   txn.commit_lsn.to_string(), why.code, why.detail);

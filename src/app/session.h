@@ -88,6 +88,8 @@ private:
     void dead_lettered(const CommitInfo& txn, const Rejection& why, bool announced) override;
     void outbox_columns_missing(const pgoutput::RelationInfo& relation,
                                 const std::vector<std::string>& missing) override;
+    void unexpected_operation(const CommitInfo& txn, const pgoutput::RelationInfo& relation,
+                              std::string_view operation) override;
     void refused_stopping(const CommitInfo& txn, const Rejection& why) override;
 
     SessionContext ctx_;

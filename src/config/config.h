@@ -60,6 +60,9 @@ using ColumnRoles = outbox::ColumnRoles;
 using OnInvalid = outbox::OnInvalid;
 using TopicSegment = outbox::TopicSegment;
 using OutboxConfig = outbox::OutboxOptions;
+using OperationPolicy = outbox::OperationPolicy;
+using TimestampSource = outbox::TimestampSource;
+using HeaderColumn = outbox::HeaderColumn;
 
 // ---- kafka -------------------------------------------------------------------------------
 
@@ -120,6 +123,8 @@ std::string describe(const Config& config);
 // Names of enum values as the file writes them (enum_names.h).
 std::string_view to_string(OnInvalid value) noexcept;
 std::string_view to_string(SlotFailover value) noexcept;
+std::string_view to_string(OperationPolicy value) noexcept;
+std::string_view to_string(TimestampSource value) noexcept;
 std::string_view to_string(LogLevel value) noexcept;
 std::string_view to_string(LogFormat value) noexcept;
 

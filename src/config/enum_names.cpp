@@ -10,6 +10,14 @@ std::string_view to_string(SlotFailover value) noexcept {
     return enum_name(value);
 }
 
+std::string_view to_string(OperationPolicy value) noexcept {
+    return enum_name(value);
+}
+
+std::string_view to_string(TimestampSource value) noexcept {
+    return enum_name(value);
+}
+
 std::string_view to_string(LogLevel value) noexcept {
     return enum_name(value);
 }

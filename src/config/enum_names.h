@@ -34,6 +34,24 @@ struct EnumNames<OnInvalid> {
 };
 
 template <>
+struct EnumNames<OperationPolicy> {
+    static constexpr std::array<EnumName<OperationPolicy>, 3> table{{
+        {OperationPolicy::Ignore, "ignore"},
+        {OperationPolicy::Warn, "warn"},
+        {OperationPolicy::Stop, "stop"},
+    }};
+};
+
+template <>
+struct EnumNames<TimestampSource> {
+    static constexpr std::array<EnumName<TimestampSource>, 3> table{{
+        {TimestampSource::Commit, "commit"},
+        {TimestampSource::Produce, "produce"},
+        {TimestampSource::Column, "column"},
+    }};
+};
+
+template <>
 struct EnumNames<SlotFailover> {
     static constexpr std::array<EnumName<SlotFailover>, 3> table{{
         {SlotFailover::Auto, "auto"},

@@ -82,20 +82,34 @@ void read_tables(const Value& value, Config& config) {
     }
 }
 
-// Columns copied into Kafka headers, each once, none named like a header the relay sets itself.
+// Columns copied into Kafka headers: "column", or "column:header" to name the header otherwise
+// (Debezium's table.fields.additional.placement "column:header:alias"). Each header name once,
+// none named like a header the relay sets itself.
 void read_headers(const Value& value, Config& config) {
+    std::vector<std::string> names;
     std::vector<int> lines;
     for (const Item& item : value.items()) {
-        if (outbox::is_relay_header(item.text)) {
-            value.error(item.place, fmt::format("{} is a header the relay sets itself ({}); copy that column "
-                                                "under another name (a view or a generated column)",
-                                                quote(item.text), outbox::relay_header_list()));
+        const std::size_t colon = item.text.find(':');
+        HeaderColumn header = colon == std::string::npos
+                                  ? HeaderColumn(item.text)
+                                  : HeaderColumn(item.text.substr(0, colon), item.text.substr(colon + 1));
+        if (header.column.empty() || header.name.empty()) {
+            value.error(item.place,
+                        fmt::format("expected \"column\" or \"column:header\", got {}", quote(item.text)));
             continue;
         }
-        if (auto first = append_unless_duplicate(config.outbox.headers, lines, item.text, item.place.line)) {
-            value.error(item.place, fmt::format("duplicate header column {} (also at line {})",
-                                                quote(item.text), *first));
+        if (outbox::is_relay_header(header.name)) {
+            value.error(item.place, fmt::format("{} is a header the relay sets itself ({}); copy that column "
+                                                "under another name (\"column:header\")",
+                                                quote(header.name), outbox::relay_header_list()));
+            continue;
         }
+        if (auto first = append_unless_duplicate(names, lines, header.name, item.place.line)) {
+            value.error(item.place,
+                        fmt::format("duplicate header {} (also at line {})", quote(header.name), *first));
+            continue;
+        }
+        config.outbox.headers.push_back(std::move(header));
     }
 }
 
@@ -159,7 +173,11 @@ std::string column_roles(const Config& config) {
 }
 
 std::string header_list(const Config& config) {
-    return list_or_none(config.outbox.headers);
+    std::vector<std::string> items;
+    for (const auto& h : config.outbox.headers) {
+        items.push_back(h.column == h.name ? h.column : h.column + " as " + h.name);
+    }
+    return list_or_none(items);
 }
 
 std::string on_invalid_and_dead_letter_topic(const Config& config) {
@@ -167,6 +185,12 @@ std::string on_invalid_and_dead_letter_topic(const Config& config) {
     const std::string_view policy = enum_name(outbox.on_invalid);
     if (outbox.on_invalid != OnInvalid::DeadLetter) return std::string(policy);
     return fmt::format("{} -> {}", policy, outbox.dead_letter_topic);
+}
+
+std::string timestamp_source(const Config& config) {
+    const OutboxConfig& outbox = config.outbox;
+    if (outbox.timestamp != TimestampSource::Column) return std::string(enum_name(outbox.timestamp));
+    return fmt::format("column {}", outbox.columns.timestamp);
 }
 
 std::string property_lines(const Config& config) {
@@ -210,12 +234,20 @@ constexpr std::array kKeys{
         .shown_in_line_of("outbox.columns.id"),
     setting<Text, &Config::outbox, &Outbox::columns, &Columns::payload>("outbox.columns.payload")
         .shown_in_line_of("outbox.columns.id"),
+    setting<Text, &Config::outbox, &Outbox::columns, &Columns::timestamp>("outbox.columns.timestamp")
+        .shown_in_line_of("outbox.timestamp"),
     setting<TopicTemplate, &Config::outbox>("outbox.topic"),
     Key{.path = "outbox.headers", .read = read_headers, .show = header_list},
     setting<Choice<OnInvalid>, &Config::outbox, &Outbox::on_invalid>("outbox.on_invalid")
         .shown_as(on_invalid_and_dead_letter_topic),
     setting<DeadLetterTopic, &Config::outbox>("outbox.dead_letter_topic")
         .shown_in_line_of("outbox.on_invalid"),
+    setting<Choice<TimestampSource>, &Config::outbox, &Outbox::timestamp>("outbox.timestamp")
+        .shown_as(timestamp_source),
+    setting<Boolean, &Config::outbox, &Outbox::tombstone_on_empty_payload>(
+        "outbox.tombstone_on_empty_payload"),
+    setting<Choice<OperationPolicy>, &Config::outbox, &Outbox::on_update>("outbox.on_update"),
+    setting<Choice<OperationPolicy>, &Config::outbox, &Outbox::on_delete>("outbox.on_delete"),
 
     setting<Text, &Config::kafka, &KafkaConfig::bootstrap_servers>("kafka.bootstrap_servers").required(),
     Key{.path = "kafka.properties", .read = read_properties, .show = property_lines},
@@ -249,8 +281,21 @@ void dead_letter_topic_differs(const Config& config, const Section& outbox_secti
         place, fmt::format("the dead-letter topic must differ from outbox.topic ({})", quote(outbox.topic)));
 }
 
+// outbox.timestamp: column needs outbox.columns.timestamp, which means nothing otherwise.
+void timestamp_column_given(const Config& config, const Section& outbox_section, Problems& problems) {
+    const OutboxConfig& outbox = config.outbox;
+    const bool column = outbox.timestamp == TimestampSource::Column;
+    if (column == !outbox.columns.timestamp.empty()) return;
+    Place place{outbox_section.place.line, dotted(outbox_section.place.path, "timestamp")};
+    if (const Value* timestamp = outbox_section.find("timestamp")) place = timestamp->place();
+    problems.add(place, column ? "outbox.timestamp is column, but outbox.columns.timestamp names no column"
+                               : "outbox.columns.timestamp is set, but outbox.timestamp is not column (it "
+                                 "would be ignored)");
+}
+
 constexpr std::array kConstraints{
     Constraint{"outbox", dead_letter_topic_differs},
+    Constraint{"outbox", timestamp_column_given},
 };
 
 }  // namespace

@@ -225,9 +225,11 @@ relay::SendResult Publisher::send(const Record& record, std::uint64_t cookie) {
     const std::size_t key_len = record.key ? record.key->size() : 0;
     void* value = record.value ? const_cast<char*>(record.value->data()) : nullptr;  // copied (F_COPY)
     const std::size_t value_len = record.value ? record.value->size() : 0;
+    const std::int64_t timestamp_ms = record.timestamp_ms;  // 0: librdkafka takes the current time
     const rd_kafka_resp_err_t err = rd_kafka_producev(
         impl_->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, value_len),
-        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<std::uintptr_t>(cookie))), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
     rd_kafka_headers_destroy(headers);  // not taken over on failure

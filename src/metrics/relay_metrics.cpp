@@ -125,6 +125,12 @@ RelayMetrics::RelayMetrics(const std::string& version)
                              .Name("outbox_relay_reconnects_total")
                              .Help("Sessions restarted after a failure, by the side that failed.")
                              .Register(*registry_)),
+      unexpected_operations_family_(
+          prometheus::BuildCounter()
+              .Name("outbox_relay_unexpected_operations_total")
+              .Help("UPDATEs and DELETEs of outbox rows seen under on_update/on_delete: "
+                    "warn, by operation.")
+              .Register(*registry_)),
       slot_status_family_(prometheus::BuildGauge()
                               .Name("outbox_relay_slot_wal_status")
                               .Help("pg_replication_slots.wal_status of the relay's slot (1 = current).")
@@ -149,6 +155,9 @@ prometheus::Counter& RelayMetrics::dead_lettered(std::string_view reason) {
 }
 prometheus::Counter& RelayMetrics::reconnects(std::string_view target) {
     return cached(reconnects_family_, reconnects_, "target", target);
+}
+prometheus::Counter& RelayMetrics::unexpected_operations(std::string_view operation) {
+    return cached(unexpected_operations_family_, unexpected_operations_, "operation", operation);
 }
 
 void RelayMetrics::set_slot_wal_status(std::string_view status) {

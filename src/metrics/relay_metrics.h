@@ -30,6 +30,8 @@ public:
     prometheus::Counter& published(std::string_view topic);
     prometheus::Counter& dead_lettered(std::string_view reason);
     prometheus::Counter& reconnects(std::string_view target);  // "postgres" | "kafka"
+    // UPDATE/DELETE of outbox rows under on_update/on_delete: warn ("update" | "delete").
+    prometheus::Counter& unexpected_operations(std::string_view operation);
 
     prometheus::Counter& transactions;
     prometheus::Counter& wal_received_bytes;
@@ -56,10 +58,12 @@ private:
     prometheus::Family<prometheus::Counter>& published_family_;
     prometheus::Family<prometheus::Counter>& dead_lettered_family_;
     prometheus::Family<prometheus::Counter>& reconnects_family_;
+    prometheus::Family<prometheus::Counter>& unexpected_operations_family_;
     prometheus::Family<prometheus::Gauge>& slot_status_family_;
     std::unordered_map<std::string, prometheus::Counter*> published_;
     std::unordered_map<std::string, prometheus::Counter*> dead_lettered_;
     std::unordered_map<std::string, prometheus::Counter*> reconnects_;
+    std::unordered_map<std::string, prometheus::Counter*> unexpected_operations_;
 };
 
 // What /healthz and /readyz answer; written by the event loop, read by the HTTP thread.

@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace outbox {
@@ -32,10 +33,38 @@ struct ColumnRoles {
     std::string aggregate_type = "aggregatetype";
     std::string aggregate_id = "aggregateid";
     std::string payload = "payload";
+    std::string timestamp;  // only with TimestampSource::Column
 };
 
 // What to do with an event that retrying cannot fix (invalid routing value, too large...).
 enum class OnInvalid { DeadLetter, Stop };
+
+// What an UPDATE or DELETE of an outbox row does (outbox rows are only ever inserted). Ignore:
+// the publication does not carry them at all. Warn: carried, logged and counted, nothing
+// published. Stop: carried; the relay stops there, confirming nothing past it.
+enum class OperationPolicy { Ignore, Warn, Stop };
+
+// Which time a Kafka record carries as its timestamp.
+enum class TimestampSource {
+    Commit,   // the transaction's commit time
+    Produce,  // when the relay hands it to the producer (librdkafka's default)
+    Column,   // the value of columns.timestamp (timestamp[tz] in ISO form, or bigint ms since the
+              // Unix epoch); NULL falls back to the commit time
+};
+
+// A column copied into a Kafka header, under its own name or another.
+struct HeaderColumn {
+    std::string column;
+    std::string name;  // the header's name
+
+    // The header takes the column's name (implicit: a configuration's list of names reads as such).
+    HeaderColumn(std::string column_name) : column(column_name), name(std::move(column_name)) {}  // NOLINT
+    HeaderColumn(const char* column_name) : HeaderColumn(std::string(column_name)) {}             // NOLINT
+    HeaderColumn(std::string column_name, std::string header_name)
+        : column(std::move(column_name)), name(std::move(header_name)) {}
+
+    friend bool operator==(const HeaderColumn&, const HeaderColumn&) = default;
+};
 
 // One piece of a parsed topic template: literal text or a placeholder for a column role.
 struct TopicSegment {
@@ -63,9 +92,14 @@ struct OutboxOptions {
         {TopicSegment::Kind::Literal, "outbox.event."},
         {TopicSegment::Kind::AggregateType, ""},
     };
-    std::vector<std::string> headers;  // extra columns copied into Kafka headers, no duplicates
+    std::vector<HeaderColumn> headers;  // extra columns copied into Kafka headers, no duplicate names
     OnInvalid on_invalid = OnInvalid::DeadLetter;
     std::string dead_letter_topic = "outbox.dead_letter";  // legal topic name when DeadLetter
+    TimestampSource timestamp = TimestampSource::Commit;
+    // An empty or blank payload is sent as a tombstone (null value) too, not only NULL.
+    bool tombstone_on_empty_payload = false;
+    OperationPolicy on_update = OperationPolicy::Ignore;
+    OperationPolicy on_delete = OperationPolicy::Ignore;
 
     [[nodiscard]] bool topic_is_fixed() const;  // no placeholders
 };

@@ -33,7 +33,8 @@ struct Record {
     std::optional<std::string_view> key;
     std::optional<std::string_view> value;  // nullopt: tombstone
     std::vector<RecordHeader> headers;
-    bool topic_complete = false;  // route() got as far as a valid topic
+    std::int64_t timestamp_ms = 0;  // the record's timestamp; 0: the producer's (when it is sent)
+    bool topic_complete = false;    // route() got as far as a valid topic
 
     // Storage for values the router computes.
     std::string value_storage;
@@ -54,7 +55,8 @@ struct Record {
 // used as a metric label); `detail` says what exactly, for the log and the dead-letter header.
 struct Rejection {
     std::string_view code;  // missing_column, null_value, empty_value, unchanged_toast,
-                            // invalid_topic, invalid_payload, invalid_utf8, too_large, rejected_by_kafka
+                            // invalid_topic, invalid_payload, invalid_utf8, invalid_timestamp, too_large,
+                            // rejected_by_kafka
     std::string detail;
 };
 

@@ -108,12 +108,91 @@ void reset(Record& record) {
     record.key.reset();
     record.value.reset();
     record.headers.clear();
+    record.timestamp_ms = 0;
     record.topic_complete = false;
     record.value_storage.clear();
     record.original_topic.clear();
 }
 
+// Days from 1970-01-01 to year-month-day (proleptic Gregorian; Howard Hinnant's days_from_civil).
+std::int64_t days_from_civil(std::int64_t y, std::int64_t m, std::int64_t d) {
+    y -= m <= 2 ? 1 : 0;
+    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const std::int64_t yoe = y - era * 400;
+    const std::int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+// Reads `width` digits at `pos`; false when they are not all digits.
+bool read_digits(std::string_view text, std::size_t& pos, std::size_t width, std::int64_t& out) {
+    if (pos + width > text.size()) return false;
+    out = 0;
+    for (std::size_t i = 0; i < width; ++i) {
+        const char c = text[pos + i];
+        if (c < '0' || c > '9') return false;
+        out = out * 10 + (c - '0');
+    }
+    pos += width;
+    return true;
+}
+
+bool is_blank(std::string_view text) noexcept {
+    return text.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos;
+}
+
 }  // namespace
+
+bool parse_timestamp_ms(std::string_view text, std::int64_t& out) {
+    // bigint: milliseconds since the Unix epoch.
+    if (!text.empty() && (text[0] == '-' || (text[0] >= '0' && text[0] <= '9')) &&
+        text.find_first_not_of("0123456789", 1) == std::string_view::npos) {
+        const auto r = std::from_chars(text.data(), text.data() + text.size(), out);
+        return r.ec == std::errc() && r.ptr == text.data() + text.size();
+    }
+    // ISO (DateStyle ISO): YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM[:SS]]], 'T' accepted too.
+    std::size_t pos = 0;
+    std::int64_t year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+    if (!read_digits(text, pos, 4, year) || pos >= text.size() || text[pos++] != '-' ||
+        !read_digits(text, pos, 2, month) || pos >= text.size() || text[pos++] != '-' ||
+        !read_digits(text, pos, 2, day) || pos >= text.size() || (text[pos] != ' ' && text[pos] != 'T') ||
+        !read_digits(text, ++pos, 2, hour) || pos >= text.size() || text[pos++] != ':' ||
+        !read_digits(text, pos, 2, minute) || pos >= text.size() || text[pos++] != ':' ||
+        !read_digits(text, pos, 2, second)) {
+        return false;
+    }
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 24 || minute > 59 || second > 60)
+        return false;
+    std::int64_t micros = 0;
+    if (pos < text.size() && text[pos] == '.') {
+        ++pos;
+        std::size_t digits = 0;
+        while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+            if (digits < 6) micros = micros * 10 + (text[pos] - '0');
+            ++digits;
+            ++pos;
+        }
+        if (digits == 0) return false;
+        for (; digits < 6; ++digits) micros *= 10;
+    }
+    std::int64_t offset_seconds = 0;
+    if (pos < text.size()) {
+        const char sign = text[pos++];
+        if (sign != '+' && sign != '-') return false;
+        std::int64_t oh = 0, om = 0, os = 0;
+        if (!read_digits(text, pos, 2, oh)) return false;
+        if (pos < text.size() && text[pos] == ':') {
+            if (!read_digits(text, ++pos, 2, om)) return false;
+            if (pos < text.size() && text[pos] == ':' && !read_digits(text, ++pos, 2, os)) return false;
+        }
+        offset_seconds = (oh * 3600 + om * 60 + os) * (sign == '+' ? 1 : -1);
+    }
+    if (pos != text.size()) return false;  // "BC", "infinity" and anything else
+    const std::int64_t seconds =
+        days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
+    out = seconds * 1000 + micros / 1000;
+    return true;
+}
 
 OutboxRouter::OutboxRouter(OutboxOptions config) : config_(std::move(config)) {}
 
@@ -135,7 +214,8 @@ std::vector<std::string> OutboxRouter::missing_columns(const pgoutput::RelationI
     check(roles.aggregate_type, "aggregate_type");
     check(roles.aggregate_id, "aggregate_id");
     check(roles.payload, "payload");
-    for (const auto& name : config_.headers) check(name, "header");
+    if (config_.timestamp == TimestampSource::Column) check(roles.timestamp, "timestamp");
+    for (const auto& header : config_.headers) check(header.column, "header");
     return missing;
 }
 
@@ -212,9 +292,12 @@ RouteOutcome OutboxRouter::route(const pgoutput::RelationInfo& relation, const p
             }
             break;
     }
+    // Debezium's route.tombstone.on.empty.payload: a blank payload is a tombstone too.
+    if (config_.tombstone_on_empty_payload && record.value && is_blank(*record.value)) record.value.reset();
 
     record.headers.push_back({"id", *id});
-    for (const auto& name : config_.headers) {
+    for (const auto& header : config_.headers) {
+        const std::string& name = header.column;
         const ColumnRef h = find_column(relation, tuple, name);
         if (h.value == nullptr) {
             rejection = {"missing_column", "header column \"" + name + "\" is not in table " +
@@ -233,11 +316,47 @@ RouteOutcome OutboxRouter::route(const pgoutput::RelationInfo& relation, const p
             }
             v = h.value->bytes;
         }
-        record.headers.push_back({name, v});
+        record.headers.push_back({header.name, v});
     }
+    if (!set_timestamp(relation, tuple, commit, record, rejection)) return RouteOutcome::Rejected;
     set_commit_texts(commit, record);
     add_commit_headers(record);
     return RouteOutcome::Routed;
+}
+
+bool OutboxRouter::set_timestamp(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
+                                 const CommitInfo& commit, Record& record, Rejection& rejection) const {
+    // Milliseconds, rounded down also before 1970.
+    const std::int64_t commit_ms = commit.commit_time_unix_us >= 0
+                                       ? commit.commit_time_unix_us / 1000
+                                       : (commit.commit_time_unix_us - 999) / 1000;
+    switch (config_.timestamp) {
+        case TimestampSource::Commit: record.timestamp_ms = commit_ms; return true;
+        case TimestampSource::Produce: record.timestamp_ms = 0; return true;
+        case TimestampSource::Column: break;
+    }
+    const std::string& column = config_.columns.timestamp;
+    const ColumnRef ref = find_column(relation, tuple, column);
+    if (ref.value == nullptr) {
+        rejection = {"missing_column", "timestamp column \"" + column + "\" is not in table " +
+                                           relation.namespace_name + "." + relation.name};
+        return false;
+    }
+    if (ref.value->kind == pgoutput::ColumnKind::Null) {
+        record.timestamp_ms = commit_ms;  // as Debezium: no value, the default time
+        return true;
+    }
+    std::int64_t ms = 0;
+    if (ref.value->kind != pgoutput::ColumnKind::Text || !parse_timestamp_ms(ref.value->bytes, ms) ||
+        ms <= 0) {
+        rejection = {"invalid_timestamp",
+                     "timestamp column \"" + column + "\" holds \"" +
+                         std::string(ref.value->bytes.substr(0, 64)) +
+                         "\", not a timestamp after 1970 in ISO form or milliseconds since 1970"};
+        return false;
+    }
+    record.timestamp_ms = ms;
+    return true;
 }
 
 void OutboxRouter::dead_letter_for_row(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
@@ -267,9 +386,10 @@ void OutboxRouter::dead_letter_for_row(const pgoutput::RelationInfo& relation, c
         out.value_storage = attempted.topic;
         out.headers.push_back({"outbox-original-topic", std::string_view(out.value_storage)});
     }
-    for (const auto& name : config_.headers) {
-        if (const auto v = text_of(name)) out.headers.push_back({name, *v});
+    for (const auto& header : config_.headers) {
+        if (const auto v = text_of(header.column)) out.headers.push_back({header.name, *v});
     }
+    out.timestamp_ms = commit.commit_time_unix_us / 1000;
     set_commit_texts(commit, out);
     add_commit_headers(out);
 }
@@ -285,6 +405,7 @@ void OutboxRouter::dead_letter_for_record(const Record& original, const Rejectio
     out.size_text.clear();
     append_u64(out.size_text, original.value ? original.value->size() : 0);
     out.headers = original.headers;  // views into the original's frame and storage
+    out.timestamp_ms = original.timestamp_ms;
     out.headers.push_back({"outbox-error", std::string_view(out.error_text)});
     out.headers.push_back({"outbox-error-code", rejection.code});
     out.headers.push_back({"outbox-original-topic", std::string_view(out.original_topic)});

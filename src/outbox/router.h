@@ -49,6 +49,11 @@ public:
     [[nodiscard]] const OutboxOptions& config() const noexcept { return config_; }
 
 private:
+    // The record's timestamp per config_.timestamp; false (and `rejection`) for a value that is
+    // not a timestamp.
+    bool set_timestamp(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
+                       const CommitInfo& commit, Record& record, Rejection& rejection) const;
+
     OutboxOptions config_;
 };
 
@@ -57,6 +62,11 @@ private:
 
 // PostgreSQL's bytea text output ("\x0a0b...") to raw bytes; nullopt when it is not that form.
 [[nodiscard]] bool decode_bytea_hex(std::string_view text, std::string& out);
+
+// A timestamp column's text as pgoutput sends it, to milliseconds since the Unix epoch: ISO form
+// (DateStyle ISO: "2026-11-30 22:13:44.066+00", with or without the offset, which then means UTC)
+// or a bigint of milliseconds. False for anything else ("infinity", BC dates, other DateStyles).
+[[nodiscard]] bool parse_timestamp_ms(std::string_view text, std::int64_t& out);
 
 // RFC 3339 UTC with microseconds: 2024-02-29T13:14:15.123456Z.
 void format_utc_micros(std::int64_t unix_us, std::string& out);

@@ -83,9 +83,43 @@ void require_columns(Connection& conn, const ReplicationOptions& options) {
     }
 }
 
+// 'insert', 'insert, update', ...
+std::string publish_list(const ReplicationOptions& options) {
+    std::string list = "insert";
+    if (options.publish_updates) list += ", update";
+    if (options.publish_deletes) list += ", delete";
+    return list;
+}
+
 std::string create_publication_sql(const ReplicationOptions& options) {
-    return fmt::format("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert')",
-                       quote_identifier(options.publication), table_list(options.tables));
+    return fmt::format("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = '{}')",
+                       quote_identifier(options.publication), table_list(options.tables),
+                       publish_list(options));
+}
+
+// Publishing UPDATEs or DELETEs of a table without a replica identity makes PostgreSQL refuse
+// the application's own UPDATEs and DELETEs of it: check before the publication exists.
+void require_replica_identity(Connection& conn, const ReplicationOptions& options) {
+    if (!options.publish_updates && !options.publish_deletes) return;
+    for (const auto& t : options.tables) {
+        const auto rows = conn.query(
+            "SELECT c.relreplident::text, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND "
+            "(i.indisprimary OR i.indisreplident)) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+            "c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relname = $2",
+            {t.schema, t.name});
+        if (rows.empty()) continue;  // require_tables() says so
+        const std::string identity = rows[0][0].value_or("");
+        const bool has_index = rows[0][1] == "t";
+        if (identity == "f" || ((identity == "d" || identity == "i") && has_index)) continue;
+        throw Error(
+            ErrorKind::Config,
+            fmt::format("outbox table {} has no replica identity (no primary key), so publishing its {} "
+                        "would make PostgreSQL refuse the application's own UPDATEs and DELETEs of it; add a "
+                        "primary key (or ALTER TABLE {} REPLICA IDENTITY FULL), or set outbox.on_update and "
+                        "outbox.on_delete to ignore",
+                        t.qualified(), options.publish_updates ? "updates" : "deletes", t.quoted()));
+    }
 }
 
 // Checks the publication without changing anything; false when it is missing and the relay may
@@ -93,8 +127,9 @@ std::string create_publication_sql(const ReplicationOptions& options) {
 // does not cover the outbox tables' inserts.
 bool check_publication(Connection& conn, const ReplicationOptions& options) {
     const std::string pub = quote_identifier(options.publication);
-    const auto rows = conn.query("SELECT pubinsert, puballtables FROM pg_publication WHERE pubname = $1",
-                                 {options.publication});
+    const auto rows = conn.query(
+        "SELECT pubinsert, puballtables, pubupdate, pubdelete FROM pg_publication WHERE pubname = $1",
+        {options.publication});
     if (rows.empty()) {
         if (options.create_publication) return false;
         throw Error(ErrorKind::Config,
@@ -102,12 +137,15 @@ bool check_publication(Connection& conn, const ReplicationOptions& options) {
                                 "create it as the owner of the outbox table: {};",
                                 options.publication, create_publication_sql(options)));
     }
-    if (rows[0][0] != "t") {
+    const auto missing_action = [&](std::string_view action) {
         throw Error(ErrorKind::Config,
-                    fmt::format("publication \"{}\" does not publish inserts; fix: ALTER PUBLICATION {} SET "
-                                "(publish = 'insert');",
-                                options.publication, pub));
-    }
+                    fmt::format("publication \"{}\" does not publish {}; fix: ALTER PUBLICATION {} "
+                                "SET (publish = '{}');",
+                                options.publication, action, pub, publish_list(options)));
+    };
+    if (rows[0][0] != "t") missing_action("inserts");
+    if (options.publish_updates && rows[0][2] != "t") missing_action("updates (outbox.on_update)");
+    if (options.publish_deletes && rows[0][3] != "t") missing_action("deletes (outbox.on_delete)");
     if (rows[0][1] == "t") return true;  // FOR ALL TABLES covers every outbox table
     std::vector<std::string> missing;
     for (const auto& t : options.tables) {
@@ -183,6 +221,7 @@ SlotState prepare_publication_and_slot(Connection& conn, const ReplicationOption
     require_logical_wal_level(conn);
     require_tables(conn, options.tables);
     require_columns(conn, options);
+    require_replica_identity(conn, options);
     require_failover_support(options, conn.server_version());
 
     const bool publication_exists = check_publication(conn, options);

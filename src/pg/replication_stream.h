@@ -34,6 +34,10 @@ struct ReplicationOptions {
     std::vector<std::pair<std::string, std::string>> required_columns;
     bool create_slot = true;
     bool create_publication = true;
+    // The publication carries UPDATEs / DELETEs of the outbox tables too (on_update/on_delete
+    // other than ignore), which needs a replica identity on each table.
+    bool publish_updates = false;
+    bool publish_deletes = false;
     // Create the slot as a failover slot (PostgreSQL 17+), which slot synchronization keeps on
     // standbys. nullopt: where the server supports it. true: also turn it on for an existing
     // slot; a Config error before 17. false: never.

@@ -24,14 +24,18 @@ void Pipeline::on_message(const pgoutput::Message& message) {
         ++counters_.transactions;
     } else if (const auto* relation = std::get_if<pgoutput::Relation>(&message)) {
         on_relation(relations_.update(*relation));
+    } else if (const auto* update = std::get_if<pgoutput::Update>(&message)) {
+        on_change(update->relation, options_.outbox.on_update, "update");
+    } else if (const auto* del = std::get_if<pgoutput::Delete>(&message)) {
+        on_change(del->relation, options_.outbox.on_delete, "delete");
     } else if (std::holds_alternative<pgoutput::StreamStart>(message) ||
                std::holds_alternative<pgoutput::StreamCommit>(message) ||
                std::holds_alternative<pgoutput::StreamAbort>(message) ||
                std::holds_alternative<pgoutput::StreamStop>(message)) {
         throw Error(ErrorKind::Protocol, "received a streamed transaction, but streaming was not requested");
     }
-    // Update, Delete, Truncate, Type, Origin and logical messages carry no outbox events: a
-    // publication for inserts only does not send the first three at all.
+    // Truncate, Type, Origin and logical messages carry no outbox events; a publication for
+    // inserts (and the updates/deletes a policy asks for) does not send Truncate at all.
 }
 
 void Pipeline::on_relation(const pgoutput::RelationInfo& relation) {
@@ -42,6 +46,27 @@ void Pipeline::on_relation(const pgoutput::RelationInfo& relation) {
     if (missing.empty()) return;
     incomplete_relations_.push_back(relation.id);
     observer_.outbox_columns_missing(relation, missing);
+}
+
+void Pipeline::on_change(RelationId relation_id, OperationPolicy policy, std::string_view operation) {
+    if (!ledger_.in_transaction())
+        throw Error(ErrorKind::Protocol, std::string(operation) + " outside a transaction");
+    const pgoutput::RelationInfo& relation = relations_.get(relation_id);
+    if (policy == OperationPolicy::Ignore || !router_.is_outbox_table(relation)) return;
+    if (policy == OperationPolicy::Warn) {
+        observer_.unexpected_operation(commit_, relation, operation);
+        return;
+    }
+    // Stop: like on_invalid: stop, the transaction is held for good and nothing more is read.
+    const Rejection why{operation == "update" ? "unexpected_update" : "unexpected_delete",
+                        std::string(operation == "update" ? "an UPDATE" : "a DELETE") +
+                            " of a row of outbox table " + relation.qualified_name() + " (outbox.on_" +
+                            std::string(operation) + ": stop)"};
+    observer_.refused_stopping(commit_, why);
+    if (!stop_reason_) stop_reason_ = std::string(why.code) + ": " + why.detail;
+    slots_.acquire({ticket_, 0, commit_, false});
+    ledger_.add_event();
+    ++poisoned_events_;
 }
 
 void Pipeline::on_keepalive(Lsn wal_end) noexcept {

@@ -38,6 +38,10 @@ public:
     // configured columns: its rows will be refused until the table or the configuration is fixed.
     virtual void outbox_columns_missing(const pgoutput::RelationInfo& relation,
                                         const std::vector<std::string>& missing) = 0;
+    // An UPDATE or DELETE of an outbox row under on_update/on_delete: warn ("update"/"delete").
+    // With stop, refused_stopping() is called instead.
+    virtual void unexpected_operation(const CommitInfo& txn, const pgoutput::RelationInfo& relation,
+                                      std::string_view operation) = 0;
     // An event was refused under on_invalid: stop; nothing from it on will be confirmed.
     virtual void refused_stopping(const CommitInfo& txn, const Rejection& why) = 0;
 };
@@ -121,6 +125,8 @@ public:
 private:
     void on_insert(const pgoutput::Insert& insert);
     void on_relation(const pgoutput::RelationInfo& relation);
+    // An UPDATE or DELETE of a row of `relation`, under `policy`.
+    void on_change(RelationId relation, OperationPolicy policy, std::string_view operation);
     // Reserves a slot for `record` in the open transaction and sends it.
     void publish(Record& record, bool dead_letter);
     // Hands `record` to the sink under `cookie`; `can_hold`: its views outlive this call.

@@ -68,6 +68,12 @@ public:
     void refused_stopping(const CommitInfo& txn, const Rejection& why) override {
         stops.push_back({txn.xid.value(), std::string(why.code), why.detail});
     }
+    void unexpected_operation(const CommitInfo& txn, const pgoutput::RelationInfo& relation,
+                              std::string_view operation) override {
+        operations.push_back(std::to_string(txn.xid.value()) + " " + std::string(operation) + " " +
+                             relation.qualified_name());
+    }
+    std::vector<std::string> operations;  // unexpected_operation, one line each
     struct Note {
         std::uint32_t xid;
         std::string code;
@@ -168,6 +174,13 @@ PipelineOptions options(OnInvalid on_invalid = OnInvalid::DeadLetter) {
     PipelineOptions o;
     o.outbox.tables = {TableName{"public", "outbox"}};
     o.outbox.on_invalid = on_invalid;
+    return o;
+}
+
+PipelineOptions operation_policies(OperationPolicy on_update, OperationPolicy on_delete) {
+    PipelineOptions o = options();
+    o.outbox.on_update = on_update;
+    o.outbox.on_delete = on_delete;
     return o;
 }
 
@@ -522,4 +535,43 @@ TEST_CASE_FIXTURE(
     p.on_message(s.event("e4", std::nullopt, "o-4", "{}"));
     p.on_message(Stream::commit(0x4000, 0x4010));
     CHECK_FALSE(observer.dead_letters.back().announced);
+}
+
+TEST_CASE("pipeline: UPDATE and DELETE of outbox rows follow on_update and on_delete") {
+    Stream s;
+    const pgoutput::Message update = pgoutput::Update{std::nullopt, kOutboxId, std::nullopt, {}};
+    const pgoutput::Message del =
+        pgoutput::Delete{std::nullopt, kOutboxId, pgoutput::OldTuple{pgoutput::OldTupleKind::Key, {}}};
+    const pgoutput::Message other_update = pgoutput::Update{std::nullopt, kOrdersId, std::nullopt, {}};
+    SUBCASE("ignore: nothing happens, the transaction confirms") {
+        PipelineWith w(operation_policies(OperationPolicy::Ignore, OperationPolicy::Ignore));
+        w.p.on_message(s.orders_relation());
+        one_transaction(w.p, s, {update, del, other_update});
+        CHECK(w.observer.operations.empty());
+        CHECK(w.p.confirmable() == Lsn(0x2010));
+    }
+    SUBCASE("warn: each is reported, nothing is published, the transaction confirms") {
+        PipelineWith w(operation_policies(OperationPolicy::Warn, OperationPolicy::Warn));
+        w.p.on_message(s.orders_relation());
+        one_transaction(w.p, s, {update, del, other_update}, 705);
+        CHECK(w.observer.operations ==
+              std::vector<std::string>{"705 update public.outbox", "705 delete public.outbox"});
+        CHECK(w.sink.sent.empty());
+        CHECK(w.p.confirmable() == Lsn(0x2010));
+        CHECK_FALSE(w.p.stop_reason());
+    }
+    SUBCASE("stop: the transaction is held for good and reading stops") {
+        PipelineWith w(operation_policies(OperationPolicy::Ignore, OperationPolicy::Stop));
+        one_transaction(w.p, s, {s.event("e1", "order", "o-1", "{}"), del}, 706);
+        REQUIRE(w.p.stop_reason());
+        CHECK(*w.p.stop_reason() ==
+              "unexpected_delete: a DELETE of a row of outbox table public.outbox "
+              "(outbox.on_delete: stop)");
+        REQUIRE(w.observer.stops.size() == 1);
+        CHECK(w.observer.stops[0].xid == 706);
+        CHECK_FALSE(w.p.wants_input());
+        w.p.on_delivery(acked(w.sink.sent.at(0)));
+        CHECK(w.p.confirmable() == kStart);
+        CHECK(w.p.unacknowledged() == 0);
+    }
 }

@@ -164,7 +164,12 @@ TEST_CASE("config: a full file round-trips every key") {
                                                                {K::AggregateType, ""},
                                                                {K::Literal, "-v1"}});
     CHECK_FALSE(c.outbox.topic_is_fixed());
-    CHECK(c.outbox.headers == std::vector<std::string>{"type", "trace_id"});
+    CHECK(c.outbox.headers == std::vector<HeaderColumn>{"type", {"trace_id", "traceparent"}});
+    CHECK(c.outbox.timestamp == TimestampSource::Column);
+    CHECK(c.outbox.columns.timestamp == "created_at");
+    CHECK(c.outbox.tombstone_on_empty_payload);
+    CHECK(c.outbox.on_update == OperationPolicy::Warn);
+    CHECK(c.outbox.on_delete == OperationPolicy::Stop);
     CHECK(c.outbox.on_invalid == OnInvalid::Stop);
     CHECK(c.outbox.dead_letter_topic == "relay.dlq");
 
@@ -425,7 +430,7 @@ TEST_CASE("config: topic templates and names") {
 TEST_CASE("config: headers must not repeat") {
     const std::string head = "postgres: {dsn: x=y}\nkafka: {bootstrap_servers: k:1}\noutbox:\n  table: t\n";
     CHECK(load_error(head + "  headers:\n    - type\n    - trace\n    - type\n") ==
-          "config.yaml:8: outbox.headers[2]: duplicate header column \"type\" (also at line 6)");
+          "config.yaml:8: outbox.headers[2]: duplicate header \"type\" (also at line 6)");
     CHECK(load_error(head + "  headers: [type, \"\"]\n") ==
           "config.yaml:5: outbox.headers[1]: must not be empty");
 }
