@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         if (arg == "--version") {
-            std::printf("outbox-relay %s\n", outbox::kVersion);
+            std::printf("outbox-relay %s (git %s)\n", outbox::kVersion, outbox::kGitCommit);
             return 0;
         }
         if (arg == "--help" || arg == "-h") {

@@ -32,7 +32,7 @@ std::string where(const KafkaRecord& r) {
 std::string show(const std::optional<std::string>& value, std::size_t max = 60) {
     if (!value) return "null";
     if (value->size() <= max) return "\"" + *value + "\"";
-    return "\"" + value->substr(0, max) + "...\" (" + std::to_string(value->size()) + " bytes)";
+    return fmt::format("\"{}...\" ({} bytes)", std::string_view(*value).substr(0, max), value->size());
 }
 
 // Keeps the first `max` examples of each kind and counts the rest.

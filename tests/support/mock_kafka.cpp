@@ -172,7 +172,7 @@ std::string MockKafka::command(const std::string& line) {
 void MockKafka::push_errors(int apikey, const std::vector<int>& errors) {
     if (errors.empty()) throw std::invalid_argument("push_errors needs at least one error");
     std::string line = "push-errors " + std::to_string(apikey);
-    for (const int e : errors) line += " " + std::to_string(e);
+    for (const int e : errors) line.append(" ").append(std::to_string(e));
     command(line);
 }
 

@@ -160,7 +160,7 @@ SpawnOptions PgCluster::as_server_user(std::vector<std::string> argv) const {
     opts.argv = std::move(argv);
     opts.run_as_uid = uid_;
     opts.run_as_gid = gid_;
-    opts.working_dir = "/";  // the postgres user may not be able to enter our cwd (e.g. /root)
+    opts.working_dir = std::string("/");  // the postgres user may not be able to enter our cwd (e.g. /root)
     opts.env_unset = {"PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGDATABASE", "PGOPTIONS"};
     opts.env_set = {{"LC_ALL", "C.UTF-8"}};
     return opts;
