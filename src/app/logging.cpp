@@ -12,6 +12,18 @@
 namespace outbox::app {
 namespace {
 
+std::vector<std::pair<std::string, std::string>> g_process_fields;  // written before other threads log
+thread_local std::vector<std::pair<std::string, std::string>> t_scope_fields;
+
+void append_fields(std::string& line, const std::vector<std::pair<std::string, std::string>>& fields) {
+    for (const auto& [name, value] : fields) {
+        line += ',';
+        append_json_string(line, name);
+        line += ':';
+        append_json_string(line, value);
+    }
+}
+
 spdlog::level::level_enum to_spdlog(config::LogLevel level) {
     switch (level) {
         case config::LogLevel::Trace: return spdlog::level::trace;
@@ -47,6 +59,8 @@ public:
         line.append(level.data(), level.size());
         line += "\",\"msg\":";
         append_json_string(line, std::string_view(msg.payload.data(), msg.payload.size()));
+        append_fields(line, g_process_fields);
+        append_fields(line, t_scope_fields);
         line += "}\n";
         dest.append(line.data(), line.data() + line.size());
     }
@@ -88,6 +102,19 @@ private:
 };
 
 }  // namespace
+
+void set_process_log_fields(std::vector<std::pair<std::string, std::string>> fields) {
+    g_process_fields = std::move(fields);
+}
+
+LogFields::LogFields(std::initializer_list<std::pair<std::string_view, std::string>> fields)
+    : added_(fields.size()) {
+    for (const auto& [name, value] : fields) t_scope_fields.emplace_back(std::string(name), value);
+}
+
+LogFields::~LogFields() {
+    t_scope_fields.resize(t_scope_fields.size() - added_);
+}
 
 void setup_logging(const config::LogConfig& log) {
     auto logger = spdlog::default_logger();

@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "app/component_options.h"
+#include "app/logging.h"
 #include "app/slot_monitor.h"
 
 namespace outbox::app {
@@ -20,6 +21,8 @@ using namespace std::chrono_literals;
 
 // How long a shutdown waits for Kafka to acknowledge what is in flight.
 constexpr auto kShutdownDrainTimeout = 30s;
+// How long a session that PostgreSQL ended for good waits for Kafka before the relay stops.
+constexpr auto kFailureDrainTimeout = 10s;
 // While not reading, keepalives asking for a reply go unseen: answer on this timer instead.
 constexpr auto kNotReadingStatusInterval = 1s;
 // Frames read per loop turn before the producer is served again.
@@ -51,9 +54,8 @@ void Session::start() {
         known_ = ctx_.state->find(identity.system_id, identity.database, config.postgres.slot);
         if (known_ && known_->timeline != identity.timeline) {
             spdlog::info(
-                "timeline {} on {} (this relay last streamed on timeline {}): the server was promoted; slot "
-                "\"{}\" "
-                "is here at {} (it last confirmed {}), so nothing is skipped",
+                "timeline {} on {} (this relay last streamed on timeline {}): the server was promoted; "
+                "slot \"{}\" is here at {} (it last confirmed {}), so nothing is skipped",
                 identity.timeline, identity.address, known_->timeline, config.postgres.slot,
                 stream_->slot().confirmed_flush.to_string(), known_->confirmed.to_string());
         }
@@ -78,11 +80,9 @@ void Session::start() {
         // A new process: the state file says where this relay left off. Another instance (a
         // standby relay that took over) moves the slot too, so this may be harmless.
         spdlog::warn(
-            "replication slot \"{}\" starts at {}, ahead of where this relay last confirmed ({}, state file "
-            "{}): "
-            "unless another instance streamed from it since, it was dropped and recreated or advanced by "
-            "someone "
-            "else, and events committed in between were not published",
+            "replication slot \"{}\" starts at {}, ahead of where this relay last confirmed ({}, state "
+            "file {}): unless another instance streamed from it since, it was dropped and recreated or "
+            "advanced by someone else, and events committed in between were not published",
             config.postgres.slot, stream_->slot().confirmed_flush.to_string(), known_->confirmed.to_string(),
             ctx_.state->path());
     }
@@ -96,16 +96,47 @@ void Session::start() {
     ctx_.health.streaming = true;
     streamed_ = true;
     ctx_.notifier.ready();
-    spdlog::info("streaming from slot \"{}\" at {}{} (publication \"{}\", Kafka {})", config.postgres.slot,
-                 stream_->slot().confirmed_flush.to_string(),
-                 stream_->slot().created ? " (slot created)" : "", config.postgres.publication,
-                 config.kafka.bootstrap_servers);
+    const LogFields fields{{"lsn", stream_->slot().confirmed_flush.to_string()},
+                           {"server", identity.address},
+                           {"timeline", std::to_string(identity.timeline)}};
+    spdlog::info(
+        "streaming from slot \"{}\" at {}{} on {} (PostgreSQL {}, timeline {}; publication \"{}\", Kafka {})",
+        config.postgres.slot, stream_->slot().confirmed_flush.to_string(),
+        stream_->slot().created ? " (slot created)" : "", identity.address, identity.server_version,
+        identity.timeline, config.postgres.publication, config.kafka.bootstrap_servers);
 }
 
 Session::End Session::run() {
     start();
     const SlotMonitor monitor(ctx_.config.postgres.dsn, config::read_password(ctx_.config.postgres),
                               ctx_.config.postgres.slot, ctx_.metrics);
+    try {
+        return stream();
+    } catch (const KafkaFailure&) {
+        throw;
+    } catch (const Error& e) {
+        // PostgreSQL ended the session for good (exit 78/76: a dropped publication, a protocol
+        // error): let Kafka acknowledge what is already on its way first, so the events before the
+        // failure are in Kafka when the relay stops. Nothing more can be confirmed (the stream is
+        // gone): the next start sends them again.
+        if (e.kind() != ErrorKind::Transient && pipeline_ && pipeline_->unacknowledged() != 0) drain_kafka();
+        throw;
+    }
+}
+
+void Session::drain_kafka() {
+    const auto deadline = Clock::now() + kFailureDrainTimeout;
+    const auto deliver = [this](const relay::Delivery& d) { on_delivery(d); };
+    spdlog::info("waiting up to {} s for Kafka to acknowledge the {} events in flight before stopping",
+                 std::chrono::seconds(kFailureDrainTimeout).count(), pipeline_->unacknowledged());
+    while (pipeline_->unacknowledged() != 0 && !pipeline_->failure() && Clock::now() < deadline) {
+        pollfd fd{publisher_->wakeup_fd(), POLLIN, 0};
+        ::poll(&fd, 1, 100);
+        publisher_->serve(deliver);
+    }
+}
+
+Session::End Session::stream() {
     const auto deliver = [this](const relay::Delivery& d) { on_delivery(d); };
     std::optional<Clock::time_point> drain_deadline;
     while (true) {
@@ -354,6 +385,10 @@ void Session::update_gauges(Clock::time_point now) {
 
 void Session::dead_lettered(const CommitInfo& txn, const Rejection& why, bool announced) {
     ctx_.metrics.dead_lettered(why.code).Increment();
+    const LogFields fields{{"xid", std::to_string(txn.xid.value())},
+                           {"lsn", txn.commit_lsn.to_string()},
+                           {"topic", ctx_.config.outbox.dead_letter_topic},
+                           {"error_code", std::string(why.code)}};
     spdlog::log(announced ? spdlog::level::debug : spdlog::level::warn,
                 "outbox event in transaction {} (commit {}) sent to dead-letter topic \"{}\" ({}): {}",
                 txn.xid.value(), txn.commit_lsn.to_string(), ctx_.config.outbox.dead_letter_topic, why.code,
@@ -374,6 +409,10 @@ void Session::outbox_columns_missing(const pgoutput::RelationInfo& relation,
 void Session::unexpected_operation(const CommitInfo& txn, const pgoutput::RelationInfo& relation,
                                    std::string_view operation) {
     ctx_.metrics.unexpected_operations(operation).Increment();
+    const LogFields fields{{"xid", std::to_string(txn.xid.value())},
+                           {"lsn", txn.commit_lsn.to_string()},
+                           {"table", relation.qualified_name()},
+                           {"operation", std::string(operation)}};
     spdlog::warn(
         "{} of a row of outbox table {} in transaction {} (commit {}): outbox rows are only inserted; "
         "nothing published (outbox.on_{}: warn)",
@@ -382,6 +421,9 @@ void Session::unexpected_operation(const CommitInfo& txn, const pgoutput::Relati
 }
 
 void Session::refused_stopping(const CommitInfo& txn, const Rejection& why) {
+    const LogFields fields{{"xid", std::to_string(txn.xid.value())},
+                           {"lsn", txn.commit_lsn.to_string()},
+                           {"error_code", std::string(why.code)}};
     spdlog::error("outbox event in transaction {} (commit {}) rejected ({}): {}", txn.xid.value(),
                   txn.commit_lsn.to_string(), why.code, why.detail);
 }

@@ -68,6 +68,10 @@ public:
 
 private:
     void start();
+    // The poll loop; run() around it.
+    End stream();
+    // Serves delivery reports until nothing is in flight or a deadline passes.
+    void drain_kafka();
     void throw_if_failed();
     [[nodiscard]] bool wants_to_read() const noexcept;
     void on_delivery(const relay::Delivery& delivery);

@@ -36,6 +36,7 @@ Supervisor::Supervisor(config::Config config, std::string config_path, int signa
       signals_(
           signal_fd, [this] { reload(); }, [this] { notifier_.stopping(); }),
       progress_(notifier_) {
+    set_process_log_fields({{"slot", config_.postgres.slot}});
     // What can be checked without a connection, before anything is created.
     kafka::check_properties(publisher_options(config_));
     if (config_.metrics.enabled) {
@@ -128,6 +129,7 @@ int Supervisor::run() {
             spdlog::info("stopped; confirmed {}", stats_.confirmed.to_string());
             return 0;
         } catch (const Error& e) {
+            const LogFields fields{{"error_kind", std::string(to_string(e.kind()))}};
             health_.streaming = false;
             metrics_.postgres_connected.Set(0);
             const auto* server_error = dynamic_cast<const pg::ServerError*>(&e);

@@ -176,7 +176,9 @@ bool parse_timestamp_ms(std::string_view text, std::int64_t& out) {
         for (; digits < 6; ++digits) micros *= 10;
     }
     std::int64_t offset_seconds = 0;
-    if (pos < text.size()) {
+    if (pos + 1 == text.size() && text[pos] == 'Z') {
+        ++pos;  // RFC 3339's UTC designator
+    } else if (pos < text.size()) {
         const char sign = text[pos++];
         if (sign != '+' && sign != '-') return false;
         std::int64_t oh = 0, om = 0, os = 0;

@@ -64,7 +64,8 @@ private:
 [[nodiscard]] bool decode_bytea_hex(std::string_view text, std::string& out);
 
 // A timestamp column's text as pgoutput sends it, to milliseconds since the Unix epoch: ISO form
-// (DateStyle ISO: "2026-11-30 22:13:44.066+00", with or without the offset, which then means UTC)
+// (DateStyle ISO: "2026-11-30 22:13:44.066+00", with or without the offset, which then means UTC;
+// RFC 3339's "T" and "Z" are read too)
 // or a bigint of milliseconds. False for anything else ("infinity", BC dates, other DateStyles).
 [[nodiscard]] bool parse_timestamp_ms(std::string_view text, std::int64_t& out);
 

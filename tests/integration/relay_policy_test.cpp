@@ -6,6 +6,7 @@
 #include <map>
 
 #include "common/lsn.h"
+#include "outbox/router.h"
 #include "support/kcat.h"
 #include "support/mock_kafka.h"
 #include "support/pg_cluster.h"
@@ -260,4 +261,61 @@ TEST_CASE(
           std::optional<std::string>("true"));
     // No synchronized_standby_slots on this lone server: the relay says what that risks.
     CHECK(relay.wait_for_log("synchronized_standby_slots is not set", 10s));
+}
+
+TEST_CASE("relay: Kafka timestamps are the commit time or a column, and a header can be renamed") {
+    RelayScenario s;
+    {
+        RelayProcess& relay = s.streaming_relay({.headers = {"type:event-type"}});
+        insert(s.pg, kGood1, "'order'", "'{\"n\": 1}'");
+        const auto records = s.wait_for_records("outbox.event.order", 1);
+        REQUIRE(records.size() == 1);
+        std::int64_t commit_ms = 0;
+        REQUIRE(parse_timestamp_ms(header(records[0], "outbox-commit-time"), commit_ms));
+        CHECK(records[0].timestamp_ms == commit_ms);
+        CHECK(header(records[0], "event-type") == "Created");
+        CHECK(header(records[0], "type") == "<absent>");
+        CHECK(relay.terminate() == 0);
+    }
+    RelayProcess& relay = s.streaming_relay({.timestamp = "column", .timestamp_column = "created_at"});
+    s.pg.exec("INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, created_at) VALUES ('" +
+              kGood2 + "', 'column', 'agg-2', 'Created', '{}', '2021-06-01 12:00:00.250+00')");
+    const auto records = s.wait_for_records("outbox.event.column", 1);
+    REQUIRE(records.size() == 1);
+    CHECK(records[0].timestamp_ms == 1622548800250);
+    CHECK(relay.terminate() == 0);
+}
+
+TEST_CASE(
+    "relay: an UPDATE of an outbox row is reported under on_update warn, a DELETE stops the relay under "
+    "stop") {
+    RelayScenario s;
+    RelayProcess& relay = s.streaming_relay({.on_update = "warn", .on_delete = "stop"});
+    CHECK(s.pg.query_value("SELECT pubupdate::text || pubdelete::text FROM pg_publication") ==
+          std::optional<std::string>("truetrue"));
+    insert(s.pg, kGood1, "'order'", "'{\"n\": 1}'");
+    s.pg.exec("UPDATE outbox SET payload = '{\"n\": 2}' WHERE id = '" + kGood1 + "'");
+    insert(s.pg, kGood2, "'order'", "'{\"n\": 3}'");
+    REQUIRE(s.wait_for_records("outbox.event.order", 2).size() == 2);
+    CHECK(relay.wait_for_log("an UPDATE of a row of outbox table public.outbox", 10s));
+    const Lsn before_delete = s.wal_insert_lsn();
+    REQUIRE(wait_until([&] { return s.slot_confirmed() >= before_delete; }, 30s));  // the update held nothing
+    s.pg.exec("DELETE FROM outbox WHERE id = '" + kGood1 + "'");
+    const auto rc = relay.wait_exit(30s);
+    REQUIRE(rc.has_value());
+    CHECK(*rc == 78);
+    CHECK(contains(relay.log(), "unexpected_delete: a DELETE of a row of outbox table public.outbox"));
+    CHECK(s.slot_confirmed() < s.wal_insert_lsn());  // nothing past the DELETE confirmed
+}
+
+TEST_CASE("relay: on_update warn on a table without a replica identity exits 78 before anything is created") {
+    RelayScenario s;
+    s.pg.exec("ALTER TABLE outbox DROP CONSTRAINT outbox_pkey");
+    RelayProcess& relay = s.launch_relay({.on_update = "warn"});
+    const auto rc = relay.wait_exit(30s);
+    REQUIRE(rc.has_value());
+    CHECK(*rc == 78);
+    CHECK(contains(relay.log(), "outbox table public.outbox has no replica identity"));
+    CHECK(s.pg.query_value("SELECT count(*) FROM pg_publication") == std::optional<std::string>("0"));
+    CHECK(s.pg.query_value("SELECT count(*) FROM pg_replication_slots") == std::optional<std::string>("0"));
 }

@@ -33,11 +33,15 @@ std::string RelayConfig::yaml() const {
     y += "outbox:\n  table: " + table + "\n";
     if (!headers.empty()) {
         y += "  headers: [";
-        for (std::size_t i = 0; i < headers.size(); ++i) y += (i > 0 ? ", " : "") + headers[i];
+        for (std::size_t i = 0; i < headers.size(); ++i) y += (i > 0 ? ", " : "") + quoted(headers[i]);
         y += "]\n";
     }
     if (on_invalid)
         y += std::string("  on_invalid: ") + (*on_invalid == OnInvalid::Stop ? "stop\n" : "dead_letter\n");
+    if (timestamp) y += "  timestamp: " + *timestamp + "\n";
+    if (timestamp_column) y += "  columns: {timestamp: " + quoted(*timestamp_column) + "}\n";
+    if (on_update) y += "  on_update: " + *on_update + "\n";
+    if (on_delete) y += "  on_delete: " + *on_delete + "\n";
 
     y += "kafka:\n  bootstrap_servers: " + quoted(bootstrap_servers) + "\n";
     if (!kafka_properties.empty()) {

@@ -42,6 +42,10 @@ struct RelayConfig {
     std::string table = "public.outbox";
     std::vector<std::string> headers{"type"};  // columns copied into Kafka headers
     std::optional<OnInvalid> on_invalid;
+    std::optional<std::string> timestamp;         // "commit", "produce" or "column"
+    std::optional<std::string> timestamp_column;  // columns.timestamp
+    std::optional<std::string> on_update;         // "ignore", "warn" or "stop"
+    std::optional<std::string> on_delete;
     // kafka
     std::string bootstrap_servers;
     std::vector<std::pair<std::string, std::string>> kafka_properties;  // written as plain scalars

@@ -396,3 +396,99 @@ TEST_CASE("router: an empty topic name is rejected, even by a fresh record") {
     CHECK(router.route(outbox_relation(), row, kCommit, record, rejection) == RouteOutcome::Rejected);
     CHECK(rejection.code == "invalid_topic");
 }
+
+TEST_CASE("router: timestamps in ISO form or milliseconds are read exactly, anything else is refused") {
+    std::int64_t ms = 0;
+    REQUIRE(parse_timestamp_ms("2024-02-29 13:14:15.123456+00", ms));
+    CHECK(ms == 1709212455123);
+    REQUIRE(parse_timestamp_ms("2024-02-29 15:14:15.5+02", ms));
+    CHECK(ms == 1709212455500);
+    REQUIRE(parse_timestamp_ms("2024-02-29 08:44:15-04:30", ms));
+    CHECK(ms == 1709212455000);
+    REQUIRE(parse_timestamp_ms("2024-02-29 13:14:15", ms));  // timestamp without time zone: UTC
+    CHECK(ms == 1709212455000);
+    REQUIRE(parse_timestamp_ms("2024-02-29T13:14:15.123456Z", ms));  // the relay's own header form
+    CHECK(ms == 1709212455123);
+    REQUIRE(parse_timestamp_ms("1709212455123", ms));  // bigint milliseconds
+    CHECK(ms == 1709212455123);
+    REQUIRE(parse_timestamp_ms("1970-01-01 00:00:00+00", ms));
+    CHECK(ms == 0);
+    for (const char* bad :
+         {"", "infinity", "-infinity", "2024-02-29", "2024-02-29 13:14", "2024-13-01 00:00:00",
+          "2024-02-29 13:14:15 BC", "2024-02-29 13:14:15+", "12/31/2024 10:00:00", "1e12",
+          "2024-02-29 13:14:15.+00", "17092124551234567890123"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(parse_timestamp_ms(bad, ms));
+    }
+}
+
+TEST_CASE("router: the record timestamp is the commit time, the produce time or a column") {
+    auto cfg = default_config();
+    auto rel = outbox_relation({{"id", 2950},
+                                {"aggregatetype", 25},
+                                {"aggregateid", 25},
+                                {"type", 25},
+                                {"payload", 3802},
+                                {"created_at", 1184}});
+    const auto row = [](ColumnValue created) {
+        return pgoutput::Tuple{{text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), text("order"), text("o-42"),
+                                text("OrderCreated"), text("{}"), created}};
+    };
+    Record record;
+    Rejection rejection;
+    REQUIRE(OutboxRouter(cfg).route(rel, row(null()), kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK(record.timestamp_ms == kCommit.commit_time_unix_us / 1000);
+
+    cfg.timestamp = TimestampSource::Produce;
+    REQUIRE(OutboxRouter(cfg).route(rel, row(null()), kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK(record.timestamp_ms == 0);  // the producer stamps it
+
+    cfg.timestamp = TimestampSource::Column;
+    cfg.columns.timestamp = "created_at";
+    const OutboxRouter by_column(cfg);
+    REQUIRE(by_column.route(rel, row(text("2020-01-02 03:04:05.678+00")), kCommit, record, rejection) ==
+            RouteOutcome::Routed);
+    CHECK(record.timestamp_ms == 1577934245678);
+    REQUIRE(by_column.route(rel, row(null()), kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK(record.timestamp_ms == kCommit.commit_time_unix_us / 1000);  // NULL: the commit time
+    REQUIRE(by_column.route(rel, row(text("infinity")), kCommit, record, rejection) ==
+            RouteOutcome::Rejected);
+    CHECK(rejection.code == "invalid_timestamp");
+    CHECK(rejection.detail.find("\"infinity\"") != std::string::npos);
+    CHECK(by_column.missing_columns(outbox_relation()) ==
+          std::vector<std::string>{"\"created_at\" (timestamp)"});
+}
+
+TEST_CASE("router: a header can take another name than its column") {
+    auto cfg = default_config();
+    cfg.headers = {HeaderColumn("type", "event-type")};
+    const auto rel = outbox_relation();
+    pgoutput::Tuple row{{text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), text("order"), text("o-42"),
+                         text("OrderCreated"), text("{}")}};
+    Record record;
+    Rejection rejection;
+    REQUIRE(OutboxRouter(cfg).route(rel, row, kCommit, record, rejection) == RouteOutcome::Routed);
+    const auto h = headers_of(record);
+    CHECK(h.at("event-type") == "OrderCreated");
+    CHECK(h.count("type") == 0);
+}
+
+TEST_CASE(
+    "router: with tombstone_on_empty_payload a blank payload is a tombstone, else it is sent as it is") {
+    auto cfg = default_config();
+    auto rel = outbox_relation(
+        {{"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25}, {"type", 25}, {"payload", 25}});
+    pgoutput::Tuple row{{text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), text("order"), text("o-42"),
+                         text("OrderCreated"), text("  \n")}};
+    Record record;
+    Rejection rejection;
+    REQUIRE(OutboxRouter(cfg).route(rel, row, kCommit, record, rejection) == RouteOutcome::Routed);
+    REQUIRE(record.value);
+    CHECK(*record.value == "  \n");
+    cfg.tombstone_on_empty_payload = true;
+    REQUIRE(OutboxRouter(cfg).route(rel, row, kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK_FALSE(record.value);
+    row.columns[4] = text("{}");
+    REQUIRE(OutboxRouter(cfg).route(rel, row, kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK(record.value == std::optional<std::string_view>("{}"));
+}
