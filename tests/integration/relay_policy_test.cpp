@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "common/lsn.h"
 #include "outbox/router.h"
@@ -318,4 +319,24 @@ TEST_CASE("relay: on_update warn on a table without a replica identity exits 78 
     CHECK(contains(relay.log(), "outbox table public.outbox has no replica identity"));
     CHECK(s.pg.query_value("SELECT count(*) FROM pg_publication") == std::optional<std::string>("0"));
     CHECK(s.pg.query_value("SELECT count(*) FROM pg_replication_slots") == std::optional<std::string>("0"));
+}
+
+TEST_CASE("relay: JSON log records carry the slot, and event records the xid, LSN, topic and error code") {
+    RelayScenario s;
+    RelayConfig config = policy_config(RelayConfig::OnInvalid::DeadLetter);
+    config.log_format = "json";
+    RelayProcess& relay = s.streaming_relay(config);
+    insert(s.pg, kNullType, "NULL", "'{\"n\": 2}'");
+    REQUIRE(relay.wait_for_log("\"error_code\":\"null_value\"", 30s));
+    std::string line;
+    std::istringstream lines(relay.log());
+    while (std::getline(lines, line) && line.find("\"error_code\":\"null_value\"") == std::string::npos) {
+    }
+    CHECK(line.rfind("{\"time\":\"", 0) == 0);
+    CHECK(contains(line, "\"level\":\"warning\""));
+    CHECK(contains(line, "\"slot\":\"outbox_relay\""));
+    CHECK(contains(line, "\"topic\":\"outbox.dead_letter\""));
+    CHECK(contains(line, "\"xid\":\""));
+    CHECK(contains(line, "\"lsn\":\""));
+    CHECK(contains(relay.log(), "\"timeline\":\"1\""));  // the session start's record
 }
