@@ -10,6 +10,7 @@
 
 #include "app/component_options.h"
 #include "app/logging.h"
+#include "app/preflight.h"
 #include "app/supervisor.h"
 #include "common/error.h"
 #include "common/version.h"
@@ -21,14 +22,16 @@ namespace {
 constexpr const char* kDefaultConfig = "/etc/outbox-relay/outbox-relay.yaml";
 
 constexpr const char* kUsage =
-    "Usage: outbox-relay [--config PATH] [--check-config]\n"
+    "Usage: outbox-relay [--config PATH] [--check-config | --preflight]\n"
     "\n"
     "Relays transactional outbox events from PostgreSQL (logical replication, pgoutput)\n"
     "to Kafka with at-least-once delivery.\n"
     "\n"
     "Options:\n"
     "  --config PATH     configuration file (default /etc/outbox-relay/outbox-relay.yaml)\n"
-    "  --check-config    validate the configuration, print a summary, and exit\n"
+    "  --check-config    validate the configuration (offline), print a summary, and exit\n"
+    "  --preflight       run every start-up check against PostgreSQL and Kafka without creating\n"
+    "                    anything, print one line per check, exit 0 (all passed) or 78\n"
     "  --version         print the version and exit\n"
     "  --help            print this help and exit\n"
     "\n"
@@ -49,6 +52,7 @@ int main(int argc, char** argv) {
 
     std::string config_path = kDefaultConfig;
     bool check_only = false;
+    bool preflight = false;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         if (arg == "--version") {
@@ -61,6 +65,8 @@ int main(int argc, char** argv) {
         }
         if (arg == "--check-config") {
             check_only = true;
+        } else if (arg == "--preflight") {
+            preflight = true;
         } else if (arg == "--config") {
             if (i + 1 >= argc || argv[i + 1][0] == '\0' ||
                 std::string_view(argv[i + 1]).substr(0, 2) == "--") {
@@ -88,6 +94,10 @@ int main(int argc, char** argv) {
             std::printf("%s\nconfiguration OK: %s\n", outbox::config::describe(config).c_str(),
                         config_path.c_str());
             return 0;
+        }
+        if (preflight) {
+            outbox::app::setup_logging({outbox::config::LogLevel::Warn, config.log.format});
+            return outbox::app::run_preflight(config, config_path, stdout);
         }
     } catch (const outbox::Error& e) {
         std::fprintf(stderr, "outbox-relay: %s\n", e.what());

@@ -150,6 +150,18 @@ void StateFile::check_usable() const {
     (void)read(fd.get());
 }
 
+std::size_t StateFile::check_without_writing() const {
+    const std::size_t slash = path_.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) fail(path_, "its directory " + dir + " is not writable");
+    Fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) {
+        if (errno == ENOENT) return 0;
+        fail(path_, "cannot open it");
+    }
+    return read(fd.get()).size();
+}
+
 std::optional<KnownSlot> StateFile::find(const std::string& system_id, const std::string& database,
                                          const std::string& slot) const {
     const Fd guard = lock(path_, LOCK_SH);

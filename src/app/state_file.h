@@ -34,6 +34,9 @@ public:
     // Throws Error(Config) naming the path when the file cannot be created, read or written, or
     // a line is malformed (naming the line).
     void check_usable() const;
+    // The same without creating or changing anything (for --preflight): the file parses if it
+    // exists, and its directory is writable. Returns how many slots it lists.
+    std::size_t check_without_writing() const;
     [[nodiscard]] std::optional<KnownSlot> find(const std::string& system_id, const std::string& database,
                                                 const std::string& slot) const;
     // Synced: the new file is on disk before remember() returns (fsync of the file and its
