@@ -224,7 +224,8 @@ constexpr std::array kKeys{
 
     Key{.path = "outbox.table", .read = read_tables, .show = table_list, .label = "tables"}
         .or_list("tables")
-        .required(),
+        .required_unless("outbox.messages.prefix"),
+    setting<OptionalText, &Config::outbox, &Outbox::messages_prefix>("outbox.messages.prefix"),
     setting<Text, &Config::outbox, &Outbox::columns, &Columns::id>("outbox.columns.id")
         .shown_as(column_roles, "columns"),
     setting<Text, &Config::outbox, &Outbox::columns, &Columns::aggregate_type>(

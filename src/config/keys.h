@@ -33,10 +33,17 @@ struct Key {
     // exactly one of the two may be set, and a required key is satisfied by either.
     std::string_view list_form;
     bool is_required = false;
+    // A required key is satisfied too when this other key (dotted) is set.
+    std::string_view unless_set;
 
     [[nodiscard]] constexpr Key required() const {
         Key key = *this;
         key.is_required = true;
+        return key;
+    }
+    [[nodiscard]] constexpr Key required_unless(std::string_view other_key) const {
+        Key key = required();
+        key.unless_set = other_key;
         return key;
     }
     [[nodiscard]] constexpr Key or_list(std::string_view list_key) const {

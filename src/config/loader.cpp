@@ -151,6 +151,13 @@ private:
         return sections_.emplace(std::string(path), std::move(section)).first->second;
     }
 
+    // Whether the document sets the dotted key `path` ("" is never set).
+    bool is_set(std::string_view path) {
+        if (path.empty()) return false;
+        const std::size_t dot = path.rfind('.');
+        return open(path.substr(0, dot)).find(path.substr(dot + 1)) != nullptr;
+    }
+
     void read(const Key& key, Config& config) {
         const Section& section = open(key.section());
         const Value* single = section.find(key.name());
@@ -161,12 +168,13 @@ private:
             return;
         }
         if (single == nullptr && list == nullptr) {
-            if (!key.is_required) return;
+            if (!key.is_required || is_set(key.unless_set)) return;
             std::string message = "required key is missing";
             if (!key.list_form.empty()) {
                 message +=
                     fmt::format(" (or list several under {})", dotted(section.place.path, key.list_form));
             }
+            if (!key.unless_set.empty()) message += fmt::format(", or set {}", key.unless_set);
             problems_.add(Place{section.place.line, dotted(section.place.path, key.name())}, message);
             return;
         }

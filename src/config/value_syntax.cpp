@@ -166,6 +166,13 @@ std::string PositiveInteger::parse(const std::string& text, Value& out) {
     return {};
 }
 
+std::string OptionalText::parse(std::string text, Value& out) {
+    std::string value;
+    if (std::string error = Text::parse(std::move(text), value); !error.empty()) return error;
+    out = std::move(value);
+    return {};
+}
+
 std::string Duration::parse(const std::string& text, Value& out) {
     return store_positive(parse_duration_explained(text), text, out);
 }

@@ -54,6 +54,14 @@ struct Text {
     static std::string show(const Value& value) { return value; }
 };
 
+// A string that may be left out (std::nullopt); the empty string is refused like Text's.
+struct OptionalText {
+    using Value = std::optional<std::string>;
+    static std::string_view expected() { return "a string"; }
+    static std::string parse(std::string text, Value& out);
+    static std::string show(const Value& value) { return value ? *value : "(not set)"; }
+};
+
 // true or false, in any letter case.
 struct Boolean {
     using Value = bool;

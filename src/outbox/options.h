@@ -4,6 +4,7 @@
 // which role, how the topic is made and where refused events go. The configuration loader
 // (src/config/) fills these from YAML; the core never reads the configuration itself.
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -100,6 +101,9 @@ struct OutboxOptions {
     bool tombstone_on_empty_payload = false;
     OperationPolicy on_update = OperationPolicy::Ignore;
     OperationPolicy on_delete = OperationPolicy::Ignore;
+    // Transactional logical messages (pg_logical_emit_message) with exactly this prefix are events
+    // too: their content is a JSON object whose members are the columns above. nullopt: none.
+    std::optional<std::string> messages_prefix;
 
     [[nodiscard]] bool topic_is_fixed() const;  // no placeholders
 };

@@ -56,7 +56,8 @@ struct Record {
 struct Rejection {
     std::string_view code;  // missing_column, null_value, empty_value, unchanged_toast,
                             // invalid_topic, invalid_payload, invalid_utf8, invalid_timestamp, too_large,
-                            // rejected_by_kafka
+                            // rejected_by_kafka, unexpected_update, unexpected_delete, invalid_message,
+                            // non_transactional_message
     std::string detail;
 };
 

@@ -224,6 +224,12 @@ std::vector<std::string> OutboxRouter::missing_columns(const pgoutput::RelationI
 RouteOutcome OutboxRouter::route(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
                                  const CommitInfo& commit, Record& record, Rejection& rejection) const {
     if (!is_outbox_table(relation)) return RouteOutcome::NotOutbox;
+    return route_values(relation, tuple, commit, record, rejection);
+}
+
+RouteOutcome OutboxRouter::route_values(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
+                                        const CommitInfo& commit, Record& record,
+                                        Rejection& rejection) const {
     reset(record);
     const auto& roles = config_.columns;
 

@@ -30,6 +30,10 @@ public:
 
     RouteOutcome route(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
                        const CommitInfo& commit, Record& record, Rejection& rejection) const;
+    // The same for values that come from elsewhere than an outbox table's row (a logical
+    // message's members as columns): never NotOutbox.
+    RouteOutcome route_values(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
+                              const CommitInfo& commit, Record& record, Rejection& rejection) const;
 
     // A dead-letter record for a row the router rejected: key and payload as far as they can
     // be read, the original headers that can be, plus outbox-error, outbox-error-code,

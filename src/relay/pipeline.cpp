@@ -24,6 +24,8 @@ void Pipeline::on_message(const pgoutput::Message& message) {
         ++counters_.transactions;
     } else if (const auto* relation = std::get_if<pgoutput::Relation>(&message)) {
         on_relation(relations_.update(*relation));
+    } else if (const auto* logical = std::get_if<pgoutput::LogicalMessage>(&message)) {
+        on_logical_message(*logical);
     } else if (const auto* update = std::get_if<pgoutput::Update>(&message)) {
         on_change(update->relation, options_.outbox.on_update, "update");
     } else if (const auto* del = std::get_if<pgoutput::Delete>(&message)) {
@@ -34,7 +36,7 @@ void Pipeline::on_message(const pgoutput::Message& message) {
                std::holds_alternative<pgoutput::StreamStop>(message)) {
         throw Error(ErrorKind::Protocol, "received a streamed transaction, but streaming was not requested");
     }
-    // Truncate, Type, Origin and logical messages carry no outbox events; a publication for
+    // Truncate, Type and Origin carry no outbox events; a publication for
     // inserts (and the updates/deletes a policy asks for) does not send Truncate at all.
 }
 
@@ -67,6 +69,60 @@ void Pipeline::on_change(RelationId relation_id, OperationPolicy policy, std::st
     slots_.acquire({ticket_, 0, commit_, false});
     ledger_.add_event();
     ++poisoned_events_;
+}
+
+void Pipeline::on_logical_message(const pgoutput::LogicalMessage& message) {
+    const auto& prefix = options_.outbox.messages_prefix;
+    if (!prefix || message.prefix != *prefix) return;
+    constexpr std::uint32_t kTextOid = 25;
+    constexpr std::uint32_t kJsonbOid = 3802;
+    // The members as the columns of a row of "message.<prefix>".
+    std::string error;
+    auto members = parse_json_object(message.content, error);
+    message_relation_.id = RelationId(0);
+    message_relation_.namespace_name = "message";
+    message_relation_.name = std::string(message.prefix);
+    message_relation_.columns.clear();
+    message_tuple_.columns.clear();
+    if (members) {
+        message_members_ = std::move(*members);
+    } else {
+        // Not a JSON object: a dead-letter copy carries the content as its payload.
+        message_members_.assign(1, JsonMember{options_.outbox.columns.payload, JsonMember::Kind::String,
+                                              std::string(message.content)});
+    }
+    for (const JsonMember& m : message_members_) {
+        message_relation_.columns.push_back(
+            {m.name, m.kind == JsonMember::Kind::Raw ? kJsonbOid : kTextOid, -1, false});
+        message_tuple_.columns.push_back(m.kind == JsonMember::Kind::Null
+                                             ? pgoutput::ColumnValue{pgoutput::ColumnKind::Null, {}}
+                                             : pgoutput::ColumnValue{pgoutput::ColumnKind::Text, m.value});
+    }
+    // A non-transactional message comes on its own, outside Begin/Commit: it gets a transaction
+    // of its own in the ledger, ending at its LSN, so that nothing is confirmed past it before its
+    // dead-letter copy is acknowledged (or ever, under on_invalid: stop).
+    const bool own_transaction = !ledger_.in_transaction();
+    if (own_transaction) {
+        commit_ = CommitInfo{message.lsn, Xid(0), 0};
+        ticket_ = ledger_.begin(0);
+    }
+    Rejection rejection;
+    if (!message.transactional()) {
+        reject(
+            Rejection{"non_transactional_message",
+                      "a non-transactional logical message (prefix \"" + std::string(message.prefix) +
+                          "\"): it is written even when its transaction rolls back, so it is never an event"},
+            commit_, nullptr, &message_relation_, &message_tuple_, 0);
+    } else if (!members) {
+        reject(Rejection{"invalid_message", "logical message content is not a JSON object: " + error},
+               commit_, nullptr, &message_relation_, &message_tuple_, 0);
+    } else if (router_.route_values(message_relation_, message_tuple_, commit_, record_, rejection) ==
+               RouteOutcome::Routed) {
+        publish(record_, false);
+    } else {
+        reject(rejection, commit_, nullptr, &message_relation_, &message_tuple_, 0);
+    }
+    if (own_transaction) ledger_.commit(message.lsn);
 }
 
 void Pipeline::on_keepalive(Lsn wal_end) noexcept {

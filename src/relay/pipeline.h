@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/json_object.h"
 #include "common/lsn.h"
 #include "outbox/options.h"
 #include "outbox/record.h"
@@ -125,6 +126,8 @@ public:
 private:
     void on_insert(const pgoutput::Insert& insert);
     void on_relation(const pgoutput::RelationInfo& relation);
+    // A logical message with the configured prefix: an event routed from its JSON members.
+    void on_logical_message(const pgoutput::LogicalMessage& message);
     // An UPDATE or DELETE of a row of `relation`, under `policy`.
     void on_change(RelationId relation, OperationPolicy policy, std::string_view operation);
     // Reserves a slot for `record` in the open transaction and sends it.
@@ -156,6 +159,11 @@ private:
     std::optional<std::string> stop_reason_;
     PipelineCounters counters_;
     std::vector<RelationId> incomplete_relations_;  // outbox tables announced as missing columns
+    // The last logical message as a row: its members (which the tuple's values view) and a
+    // relation naming them. Kept until the next message: a held record views them.
+    std::vector<JsonMember> message_members_;
+    pgoutput::RelationInfo message_relation_;
+    pgoutput::Tuple message_tuple_;
 };
 
 }  // namespace outbox::relay

@@ -575,3 +575,86 @@ TEST_CASE("pipeline: UPDATE and DELETE of outbox rows follow on_update and on_de
         CHECK(w.p.unacknowledged() == 0);
     }
 }
+
+namespace {
+
+pgoutput::Message logical(bool transactional, std::string_view prefix, std::string_view content,
+                          std::uint64_t lsn) {
+    return pgoutput::LogicalMessage{
+        std::nullopt, static_cast<std::uint8_t>(transactional ? pgoutput::LogicalMessage::kTransactional : 0),
+        Lsn(lsn), prefix, content};
+}
+
+PipelineOptions with_messages(OnInvalid on_invalid = OnInvalid::DeadLetter) {
+    PipelineOptions o = options(on_invalid);
+    o.outbox.messages_prefix = "outbox";
+    o.outbox.headers = {"type"};
+    return o;
+}
+
+constexpr std::string_view kEvent =
+    R"({"id": "e-1", "aggregatetype": "order", "aggregateid": "o-\u00e9", "type": "Created", "payload": {"n": [1, 2]}})";
+
+}  // namespace
+
+TEST_CASE("pipeline: a transactional logical message with the prefix is routed like a row with its members") {
+    PipelineWith w(with_messages());
+    w.p.on_message(Stream::begin(700, 0x2000));
+    w.p.on_message(logical(true, "outbox", kEvent, 0x1F00));
+    w.p.on_message(logical(true, "other", kEvent, 0x1F10));  // another prefix: not an event
+    w.p.on_message(Stream::commit(0x2000, 0x2010));
+    REQUIRE(w.sink.sent.size() == 1);
+    const Sent& e = w.sink.sent[0];
+    CHECK(e.topic == "outbox.event.order");
+    CHECK(e.key == "o-\xc3\xa9");          // unescaped, UTF-8
+    CHECK(e.value == R"({"n": [1, 2]})");  // an object member is its JSON text, like a jsonb column
+    CHECK(e.headers.at("id") == "e-1");
+    CHECK(e.headers.at("type") == "Created");
+    CHECK(w.p.confirmable() == kStart);
+    w.p.on_delivery(acked(e));
+    CHECK(w.p.confirmable() == Lsn(0x2010));
+}
+
+TEST_CASE("pipeline: a non-transactional message is never an event: dead letter, or a stop") {
+    SUBCASE("dead letter, and the position after it is confirmable once the copy is acknowledged") {
+        PipelineWith w(with_messages());
+        w.p.on_message(logical(false, "outbox", kEvent, 0x3000));
+        REQUIRE(w.sink.sent.size() == 1);
+        CHECK(w.sink.sent[0].topic == "outbox.dead_letter");
+        CHECK(w.sink.sent[0].headers.at("outbox-error-code") == "non_transactional_message");
+        CHECK(w.sink.sent[0].headers.at("outbox-table") == "message.outbox");
+        CHECK(w.p.confirmable() == kStart);
+        w.p.on_delivery(acked(w.sink.sent[0]));
+        CHECK(w.p.confirmable() == Lsn(0x3000));
+        CHECK(w.p.counters().events_dead_lettered == 1);
+    }
+    SUBCASE("stop") {
+        PipelineWith w(with_messages(OnInvalid::Stop));
+        w.p.on_message(logical(false, "outbox", kEvent, 0x3000));
+        CHECK(w.sink.sent.empty());
+        REQUIRE(w.p.stop_reason());
+        CHECK(w.p.stop_reason()->rfind("non_transactional_message: ", 0) == 0);
+        w.p.on_keepalive(Lsn(0x4000));
+        CHECK(w.p.confirmable() == kStart);
+    }
+}
+
+TEST_CASE("pipeline: a message that is not a JSON object, or lacks a routing member, follows on_invalid") {
+    PipelineWith w(with_messages());
+    w.p.on_message(Stream::begin(700, 0x2000));
+    w.p.on_message(logical(true, "outbox", "not json", 0x1F00));
+    w.p.on_message(logical(true, "outbox", R"({"id": "e-2", "aggregateid": "o-1", "payload": {}})", 0x1F10));
+    w.p.on_message(logical(
+        true, "outbox",
+        R"({"id": "e-3", "aggregatetype": "order", "aggregateid": "o-1", "type": "T", "payload": {"deep": )",
+        0x1F20));
+    w.p.on_message(Stream::commit(0x2000, 0x2010));
+    REQUIRE(w.sink.sent.size() == 3);
+    CHECK(w.sink.sent[0].headers.at("outbox-error-code") == "invalid_message");
+    CHECK(w.sink.sent[0].value == "not json");  // the content, for inspection
+    CHECK(w.sink.sent[1].headers.at("outbox-error-code") == "missing_column");
+    CHECK(w.sink.sent[2].headers.at("outbox-error-code") == "invalid_message");
+    REQUIRE(w.observer.dead_letters.size() == 3);
+    CHECK(w.observer.dead_letters[0].detail.find("not a JSON object: expected a JSON object at byte 0") !=
+          std::string::npos);
+}

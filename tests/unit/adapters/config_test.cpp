@@ -304,7 +304,8 @@ TEST_CASE("config: unknown keys with suggestions") {
           "config.yaml:7: limtis: unknown key (did you mean limits?)");
     CHECK(load_error(with("colour: blue\n")) == "config.yaml:7: colour: unknown key");
     CHECK(load_error("postgres:\n  dsn: x=y\n  table: public.outbox\nkafka:\n  bootstrap_servers: k:1\n") ==
-          "config.yaml:1: outbox.table: required key is missing (or list several under outbox.tables)\n"
+          "config.yaml:1: outbox.table: required key is missing (or list several under outbox.tables), or set "
+          "outbox.messages.prefix\n"
           "config.yaml:3: postgres.table: unknown key (did you mean outbox.table?)");
 }
 
