@@ -233,9 +233,16 @@ Error connection_failure(const std::string& libpq_message, const std::string& co
         {"SSL", "check the ssl* settings in postgres.dsn and the server's ssl settings"},
         {"invalid connection option", "fix postgres.dsn"},
         {"invalid URI", "fix postgres.dsn"},
+        {"in URI", "fix postgres.dsn"},
+        {"percent-encoded", "fix postgres.dsn"},
+        {"in connection info string", "fix postgres.dsn"},
+        {"for connection option", "fix postgres.dsn"},
         {"missing \"=\"", "fix postgres.dsn"},
         {"invalid sslmode", "fix postgres.dsn"},
         {"invalid target_session_attrs", "fix postgres.dsn"},
+        {" value: \"", "fix postgres.dsn"},       // libpq's "invalid <option> value: \"...\""
+        {"could not match", "fix postgres.dsn"},  // as many ports (hostaddrs) as hosts
+        {"could not parse network address", "fix hostaddr= in postgres.dsn"},
         {"is not currently accepting connections",
          "ALTER DATABASE ... ALLOW_CONNECTIONS true, or fix dbname="},
     };

@@ -78,9 +78,36 @@ TEST_CASE("connection_failure: libpq's quotes of a malformed DSN lose the passwo
     };
     for (const auto& row : rows) {
         CAPTURE(row.dsn);
-        const std::string what = connection_failure(row.libpq, row.dsn).what();
+        const outbox::Error e = connection_failure(row.libpq, row.dsn);
+        const std::string what = e.what();
         CAPTURE(what);
         CHECK(what.find("S3c") == std::string::npos);
         CHECK(what.find(row.expected) != std::string::npos);
+        CHECK(e.kind() == ErrorKind::Config);  // a malformed DSN: retrying cannot help
+        CHECK(what.find("fix postgres.dsn") != std::string::npos);
     }
+}
+
+TEST_CASE("connection_failure: a DSN libpq cannot use is a configuration error") {
+    for (const char* libpq : {
+             "unterminated quoted string in connection info string",
+             "missing \"=\" after \"x\" in connection info string",
+             "invalid connection option \"hots\"",
+             "invalid integer value \"abc\" for connection option \"port\"",
+             "invalid sslmode value: \"bogus\"",
+             "invalid gssencmode value: \"bogus\"",
+             "invalid channel_binding value: \"bogus\"",
+             "could not match 2 port numbers to 1 hosts",
+             "unexpected character \"x\" at position 20 in URI (expected \":\" or \"/\"): "
+             "\"postgresql://h/d\"",
+         }) {
+        CAPTURE(libpq);
+        const outbox::Error e = connection_failure(libpq);
+        CHECK(e.kind() == ErrorKind::Config);
+        CHECK(std::string(e.what()).find("fix ") != std::string::npos);
+    }
+    CHECK(connection_failure("connection to server at \"127.0.0.1\", port 1 failed: Connection refused")
+              .kind() == ErrorKind::Transient);
+    CHECK(connection_failure("could not translate host name \"db\" to address: Name or service not known")
+              .kind() == ErrorKind::Transient);
 }
