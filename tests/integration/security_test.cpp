@@ -154,7 +154,8 @@ void serve_tls(PgCluster& pg, const TestPki& pki, const std::string& hba_block) 
     REQUIRE_MESSAGE(in_effect, "TLS is not in effect:\n" << pg.log());
 }
 
-// The relay's slot; nothing else the relay would create (the publication is the owner's).
+// How many replication slots exist: the relay's would be the only one (the publication is the
+// owner's).
 std::string slot_count(const RelayScenario& s) {
     return s.pg.query_value("SELECT count(*) FROM pg_replication_slots", kDatabase).value_or("?");
 }
@@ -193,6 +194,16 @@ TEST_CASE("security: the least-privilege role of docs/operations.md streams, pub
     s.pg.write_hba("local all all trust\nhost " + std::string(kDatabase) + " " + kRole +
                    " 127.0.0.1/32 scram-sha-256\nhost all " + s.pg.superuser() +
                    " 127.0.0.1/32 trust\nhost all " + kOwner + " 127.0.0.1/32 trust\n");
+    CHECK(wait_until(
+        [&] {
+            try {
+                connect_as(s.pg, kRole);  // no password
+                return false;
+            } catch (const Error& e) {
+                return contains(e.what(), "no password supplied");
+            }
+        },
+        10s, 20ms));
 
     const std::string yaml = doc_code_block(kOperations, kRoleSection, "create_publication");
     RelayConfig config{.dsn = with_test_server(doc_yaml_value(yaml, "dsn"), s.pg, "127.0.0.1"),
