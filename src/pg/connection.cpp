@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "config/secrets.h"
+
 namespace outbox::pg {
 
 ErrorKind classify_sqlstate(std::string_view sqlstate) noexcept {
@@ -103,7 +105,7 @@ Connection Connection::connect(const std::string& conninfo, ReplicationMode mode
     PGconn* raw = PQconnectdbParams(p.keys.data(), p.values.data(), 1);
     if (raw == nullptr) throw Error(ErrorKind::Fatal, "libpq: out of memory creating a connection");
     Connection conn(raw);
-    if (PQstatus(raw) != CONNECTION_OK) throw connection_failure(conn.error_message());
+    if (PQstatus(raw) != CONNECTION_OK) throw connection_failure(conn.error_message(), conninfo);
     conn.use_utf8();
     return conn;
 }
@@ -124,7 +126,7 @@ Connection Connection::connect_interruptible(const std::string& conninfo, int ca
         wait_interruptible(PQsocket(raw), status == PGRES_POLLING_READING ? POLLIN : POLLOUT, cancel_fd);
         status = PQconnectPoll(raw);
     }
-    if (status == PGRES_POLLING_FAILED) throw connection_failure(conn.error_message());
+    if (status == PGRES_POLLING_FAILED) throw connection_failure(conn.error_message(), conninfo);
     // No use_utf8(): it blocks in a SET, and this connection's users read catalog names only.
     return conn;
 }
@@ -167,7 +169,39 @@ void Connection::use_utf8() {
     }
 }
 
-Error connection_failure(const std::string& libpq_message) {
+namespace {
+
+// libpq's message without what the DSN hides from logs: libpq quotes a malformed URI whole
+// ("... in URI: \"postgresql://u:secret@[::1/db\"") and a token it cannot percent-decode alone
+// ("invalid percent-encoded token: \"se%zzcret\""), which may be the password. The URI becomes
+// its masked form; a quoted token that occurs in the DSN but not in its masked form is a secret.
+std::string without_secrets(std::string message, const std::string& conninfo) {
+    if (conninfo.empty()) return message;
+    const std::string masked = config::mask_dsn(conninfo);
+    if (masked == conninfo) return message;
+    for (std::size_t at = message.find(conninfo); at != std::string::npos;
+         at = message.find(conninfo, at + masked.size())) {
+        message.replace(at, conninfo.size(), masked);
+    }
+    std::size_t open = message.find('"');
+    while (open != std::string::npos) {
+        const std::size_t close = message.find('"', open + 1);
+        if (close == std::string::npos) break;
+        const std::string token = message.substr(open + 1, close - open - 1);
+        if (!token.empty() && conninfo.find(token) != std::string::npos &&
+            masked.find(token) == std::string::npos) {
+            message.replace(open + 1, token.size(), config::kMasked);
+            open = message.find('"', open + 1 + config::kMasked.size() + 1);
+        } else {
+            open = message.find('"', close + 1);
+        }
+    }
+    return message;
+}
+
+}  // namespace
+
+Error connection_failure(const std::string& libpq_message, const std::string& conninfo) {
     // libpq gives no SQLSTATE for a failed connection: match the server's FATAL text (English
     // server messages; anything not recognised is retried).
     struct Permanent {
@@ -179,6 +213,9 @@ Error connection_failure(const std::string& libpq_message) {
          "check the password (postgres.password_file) and the user in postgres.dsn"},
         {"no password supplied", "the server asks for a password: set postgres.password_file"},
         {"does not exist", "fix user= or dbname= in postgres.dsn, or create the role or database"},
+        {"no encryption",
+         "the server accepts this connection only with TLS (hostssl in pg_hba.conf): set sslmode=verify-full "
+         "and sslrootcert in postgres.dsn, or add a pg_hba.conf line for this user, database and address"},
         {"no pg_hba.conf entry",
          "add a pg_hba.conf line for this user, database and address (logical "
          "replication connections match the database name), then reload PostgreSQL"},
@@ -188,14 +225,24 @@ Error connection_failure(const std::string& libpq_message) {
         {"start WAL sender", "the role needs the REPLICATION attribute: ALTER ROLE <user> REPLICATION;"},
         {"replication role to start walsender",
          "the role needs the REPLICATION attribute: ALTER ROLE <user> REPLICATION;"},
+        {"private key file",
+         "check sslkey in postgres.dsn: the file must exist, hold the key of sslcert and be readable by its "
+         "owner only (chmod 0600; 0640 if owned by root)"},
         {"certificate",
          "check sslrootcert, sslcert and sslkey in postgres.dsn against the server's certificate"},
         {"SSL", "check the ssl* settings in postgres.dsn and the server's ssl settings"},
         {"invalid connection option", "fix postgres.dsn"},
         {"invalid URI", "fix postgres.dsn"},
+        {"in URI", "fix postgres.dsn"},
+        {"percent-encoded", "fix postgres.dsn"},
+        {"in connection info string", "fix postgres.dsn"},
+        {"for connection option", "fix postgres.dsn"},
         {"missing \"=\"", "fix postgres.dsn"},
         {"invalid sslmode", "fix postgres.dsn"},
         {"invalid target_session_attrs", "fix postgres.dsn"},
+        {" value: \"", "fix postgres.dsn"},       // libpq's "invalid <option> value: \"...\""
+        {"could not match", "fix postgres.dsn"},  // as many ports (hostaddrs) as hosts
+        {"could not parse network address", "fix hostaddr= in postgres.dsn"},
         {"is not currently accepting connections",
          "ALTER DATABASE ... ALLOW_CONNECTIONS true, or fix dbname="},
     };
@@ -216,7 +263,7 @@ Error connection_failure(const std::string& libpq_message) {
         "SSL SYSCALL",
         "closed unexpectedly",
     };
-    const std::string message = fold_lines(libpq_message);
+    const std::string message = fold_lines(without_secrets(libpq_message, conninfo));
     const bool transient = std::any_of(std::begin(kTransient), std::end(kTransient), [&](std::string_view t) {
         return message.find(t) != std::string::npos;
     });

@@ -41,8 +41,10 @@ private:
 
 // The error for a connection attempt that failed with `libpq_message`: Config (exit 78, with
 // the fix) when retrying cannot help (wrong password, no such role or database, no pg_hba.conf
-// entry, no REPLICATION attribute, TLS verification, a malformed DSN), else Transient.
-Error connection_failure(const std::string& libpq_message);
+// entry, no REPLICATION attribute, TLS verification or files, a malformed DSN), else Transient.
+// `conninfo`, the DSN the attempt used, is masked in the message (libpq quotes a malformed URI,
+// password included).
+Error connection_failure(const std::string& libpq_message, const std::string& conninfo = {});
 
 // Maps a SQLSTATE to what the caller should do: connection and shutdown classes reconnect,
 // privilege/undefined-object classes need the operator.

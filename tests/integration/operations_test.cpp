@@ -219,6 +219,149 @@ TEST_CASE("operations: passwords never reach a log line") {
     CHECK(out.find(secret) == std::string::npos);
 }
 
+TEST_CASE(
+    "operations: secrets never reach a log line: libpq and librdkafka errors, --check-config, text and JSON "
+    "logs, the start-up line") {
+    RelayScenario s;
+    PgCluster& pg = s.pg;
+    // Distinct secrets, so that a leak names its source; none has a character JSON would escape.
+    const std::string pg_secret = "Pg-S3cret-4711";        // relay_user's password
+    const std::string wrong_secret = "Wrong-S3cret-1234";  // a wrong password
+    const std::string mangled_secret = "Mangled-S3cret";   // a password in a DSN libpq cannot parse
+    const std::string sasl_secret = "Sasl-S3cret-0815";    // kafka.properties.sasl.password
+    const std::string key_secret = "Key-S3cret-2342";      // kafka.properties.ssl.key.password
+    const auto leaked = [&](const std::string& text) {
+        std::string found;
+        for (const auto& secret : {pg_secret, wrong_secret, mangled_secret, sasl_secret, key_secret}) {
+            if (contains(text, secret)) found += secret + " ";
+        }
+        return found;
+    };
+    pg.exec("CREATE ROLE relay_user WITH LOGIN REPLICATION PASSWORD '" + pg_secret + "'");
+    pg.exec("ALTER TABLE outbox OWNER TO relay_user");
+    pg.exec("GRANT CREATE ON DATABASE postgres TO relay_user");  // CREATE PUBLICATION needs it
+    pg.write_hba(
+        "local all all trust\nhost all relay_user 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 "
+        "trust\n");
+    const std::string port = std::to_string(pg.port());
+    const std::string uri_user = "postgresql://relay_user:";
+    const std::string conninfo = "host=127.0.0.1 port=" + port + " dbname=postgres user=relay_user";
+    const std::vector<std::pair<std::string, std::string>> kafka_secrets{{"sasl.password", sasl_secret},
+                                                                         {"ssl.key.password", key_secret}};
+    // librdkafka's SASL against the mock broker, which has no SASL handshake: an authentication
+    // error on every connection; its debug log dumps the configuration too.
+    std::vector<std::pair<std::string, std::string>> sasl = kafka_secrets;
+    sasl.insert(sasl.end(), {{"security.protocol", "SASL_PLAINTEXT"},
+                             {"sasl.mechanisms", "PLAIN"},
+                             {"sasl.username", "relay"},
+                             {"debug", "security,broker,conf"}});
+
+    struct Run {
+        std::string name;
+        std::string dsn;
+        std::vector<std::pair<std::string, std::string>> kafka;
+        std::vector<std::string> expected;  // in the log
+        std::string shown_dsn;              // the DSN as the start-up line shows it (in part)
+        bool exits_78;                      // else it keeps running, retrying or streaming
+    };
+    const std::vector<Run> runs{
+        {"wrong password in a URI",
+         uri_user + wrong_secret + "@127.0.0.1:" + port + "/postgres",
+         kafka_secrets,
+         {"password authentication failed"},
+         "postgresql://relay_user:***@127.0.0.1:" + port,
+         true},
+        {"wrong password in a key/value DSN",
+         conninfo + " password='" + wrong_secret + "'",
+         kafka_secrets,
+         {"password authentication failed"},
+         "user=relay_user password=***",
+         true},
+        {"unreachable server",
+         uri_user + pg_secret + "@127.0.0.1:" + std::to_string(free_tcp_port()) + "/postgres",
+         kafka_secrets,
+         {"Connection refused", "retrying in"},
+         "postgresql://relay_user:***@127.0.0.1:",
+         false},
+        {"malformed URI, quoted whole by libpq",
+         uri_user + mangled_secret + "@[::1:" + port + "/postgres",
+         kafka_secrets,
+         {"in URI: ", "fix postgres.dsn"},
+         "postgresql://relay_user:***@[::1:",
+         true},
+        {"undecodable password, quoted by libpq",
+         uri_user + mangled_secret + "%zz@127.0.0.1:" + port + "/postgres",
+         kafka_secrets,
+         {"invalid percent-encoded token", "fix postgres.dsn"},
+         "postgresql://relay_user:***@",
+         true},
+        {"Kafka SASL failing, librdkafka debug log",
+         conninfo + " password=" + pg_secret,
+         sasl,
+         {"SASL authentication", "sasl.password = [redacted]", kStreamingLine},
+         "user=relay_user password=***",
+         false},
+    };
+    for (const auto& run : runs) {
+        for (const std::string format : {"text", "json"}) {
+            CAPTURE(run.name);
+            CAPTURE(format);
+            std::string dir = pg.run_dir() + "/secrets-" + std::to_string(&run - runs.data()) + "-" + format;
+            std::filesystem::create_directories(dir);
+            RelayConfig config = operations_config();
+            config.dsn = run.dsn;
+            config.kafka_properties = run.kafka;
+            config.log_level = "debug";
+            config.log_format = format;
+            RelayProcess& relay = s.launch_relay(config, {}, dir);
+            if (run.exits_78) {
+                CHECK(relay.wait_exit(30s) == std::optional<int>(78));
+            } else {
+                for (const auto& text : run.expected) CHECK(relay.wait_for_log(text, 30s));
+                relay.terminate();
+            }
+            const std::string log = relay.log();
+            for (const auto& text : run.expected) CHECK(contains(log, text));
+            CHECK(contains(log, "starting: config "));
+            CHECK(contains(log, run.shown_dsn));
+            CHECK(leaked(log).empty());
+            if (format == "json") {
+                std::istringstream lines(log);
+                for (std::string line; std::getline(lines, line);) {
+                    CAPTURE(line);
+                    CHECK((line.rfind("{", 0) == 0 && line.back() == '}'));
+                }
+            }
+        }
+    }
+
+    // --check-config: the summary, and errors beside the secrets.
+    RelayConfig config = s.config(operations_config());
+    config.dsn = conninfo + " password='" + pg_secret + "'";
+    config.kafka_properties = sasl;
+    const std::string path = pg.run_dir() + "/secrets-check.yaml";
+    const auto check_config = [&](const std::string& yaml, int expected_rc) {
+        std::ofstream(path, std::ios::trunc) << yaml;
+        std::string out;
+        CHECK(run_command(SpawnOptions{.argv = {relay_binary(), "--config", path, "--check-config"},
+                                       .stderr_path = "=stdout"},
+                          &out, 30s) == expected_rc);
+        CHECK(leaked(out).empty());
+        return out;
+    };
+    const std::string summary = check_config(config.yaml(), 0);
+    CHECK(contains(summary, "configuration OK"));
+    CHECK(contains(summary, "password=***"));
+    CHECK(contains(summary, "sasl.password: ***"));
+    CHECK(contains(summary, "ssl.key.password: ***"));
+    config.kafka_properties.emplace_back("acks", "1");  // refused
+    CHECK(contains(check_config(config.yaml(), 78), "kafka.properties.acks"));
+    config.kafka_properties.pop_back();
+    std::string unclosed = config.yaml();  // the DSN's closing quote missing
+    unclosed.erase(unclosed.find(pg_secret + "'\"") + pg_secret.size() + 1, 1);
+    CHECK(contains(check_config(unclosed, 78), path));
+}
+
 TEST_CASE("operations: a real Prometheus server scrapes the relay while events flow") {
     RelayScenario s;
     PgCluster& pg = s.pg;

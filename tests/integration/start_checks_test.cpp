@@ -19,23 +19,6 @@ using namespace outbox::test;
 
 namespace {
 
-// Nothing the relay would create exists: no slot, no publication.
-void check_nothing_created(const RelayScenario& s) {
-    CHECK(s.pg.query_value("SELECT count(*) FROM pg_replication_slots", s.dbname()) ==
-          std::optional<std::string>("0"));
-    CHECK(s.pg.query_value("SELECT count(*) FROM pg_publication", s.dbname()) ==
-          std::optional<std::string>("0"));
-}
-
-// Starts a relay on `config` and expects exit 78 within 30 s; returns its log.
-std::string expect_config_exit(RelayScenario& s, const RelayConfig& config) {
-    RelayProcess& relay = s.launch_relay(config);
-    const auto rc = relay.wait_exit(30s);
-    REQUIRE_MESSAGE(rc.has_value(), "the relay kept running:\n" << relay.log());
-    CHECK(*rc == 78);
-    return relay.log();
-}
-
 // Puts `lines` before the cluster's pg_hba.conf rules and reloads it.
 void prepend_hba(const PgCluster& pg, const std::string& lines) {
     const std::string path = pg.data_dir() + "/pg_hba.conf";
@@ -51,31 +34,31 @@ TEST_CASE("start: a wrong password exits 78 at once with the fix, nothing create
     s.pg.exec("CREATE ROLE relay LOGIN REPLICATION PASSWORD 'right'");
     prepend_hba(s.pg, "host all relay 127.0.0.1/32 scram-sha-256\n");
     const std::string log =
-        expect_config_exit(s, {.dsn = "host=127.0.0.1 port=" + std::to_string(s.pg.port()) +
-                                      " dbname=postgres user=relay password=wrong"});
+        s.expect_config_exit({.dsn = "host=127.0.0.1 port=" + std::to_string(s.pg.port()) +
+                                     " dbname=postgres user=relay password=wrong"});
     CHECK(contains(log, "password authentication failed for user \"relay\""));
     CHECK(contains(log, "retrying will not help"));
     CHECK(contains(log, "postgres.password_file"));
     CHECK_FALSE(contains(log, "restarting from the slot's confirmed position"));
     CHECK_FALSE(contains(log, "password=wrong"));
-    check_nothing_created(s);
+    s.check_nothing_created();
 }
 
 TEST_CASE("start: a role without REPLICATION exits 78 naming ALTER ROLE, nothing created") {
     RelayScenario s;
     s.pg.exec("CREATE ROLE plain LOGIN");
     s.pg.exec("ALTER TABLE outbox OWNER TO plain");  // it could create the publication: it must not
-    const std::string log = expect_config_exit(
-        s, {.dsn = "host=127.0.0.1 port=" + std::to_string(s.pg.port()) + " dbname=postgres user=plain"});
+    const std::string log = s.expect_config_exit(
+        {.dsn = "host=127.0.0.1 port=" + std::to_string(s.pg.port()) + " dbname=postgres user=plain"});
     CHECK(contains(log, "ALTER ROLE <user> REPLICATION"));
-    check_nothing_created(s);
+    s.check_nothing_created();
 }
 
 TEST_CASE("start: a configured column the outbox table lacks exits 78 naming column, key and table") {
     RelayScenario s;
-    const std::string log = expect_config_exit(s, {.headers = {"type", "trace_id"}});
+    const std::string log = s.expect_config_exit({.headers = {"type", "trace_id"}});
     CHECK(contains(log, "outbox table public.outbox has no column \"trace_id\" (outbox.headers)"));
-    check_nothing_created(s);
+    s.check_nothing_created();
 }
 
 TEST_CASE(
@@ -95,10 +78,10 @@ TEST_CASE(
         CHECK(rc == 78);
         CHECK(contains(output, "kafka.properties." + key));
         CHECK_FALSE(contains(output, "configuration OK"));
-        const std::string log = expect_config_exit(s, config);
+        const std::string log = s.expect_config_exit(config);
         CHECK(contains(log, "kafka.properties." + key));
     }
-    check_nothing_created(s);
+    s.check_nothing_created();
 }
 
 TEST_CASE(

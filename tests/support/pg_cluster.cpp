@@ -240,6 +240,39 @@ void PgCluster::set(const std::string& name, const std::string& value, std::chro
     }
 }
 
+void PgCluster::set(const std::vector<std::pair<std::string, std::string>>& settings,
+                    std::chrono::milliseconds timeout) {
+    std::string lines;
+    for (const auto& [name, value] : settings) {
+        if (!has_setting(name)) {
+            throw std::runtime_error("PostgreSQL " + std::to_string(major_) + " has no setting " + name);
+        }
+        lines += name + " = " + conf_quote(value) + "\n";
+    }
+    append_conf(lines);
+    exec("SELECT pg_reload_conf()");
+    for (const auto& [name, value] : settings) {
+        const bool applied =
+            wait_until([&] { return connect().query_value("SELECT current_setting($1)", {name}) == value; },
+                       timeout, 20ms);
+        if (!applied) {
+            throw std::runtime_error("setting " + name + " = '" + value + "' not in effect after a reload\n" +
+                                     tail(log(), 2000));
+        }
+    }
+}
+
+std::string PgCluster::copy_to_data_dir(const std::string& source, const std::string& name) const {
+    const std::string path = data_dir() + "/" + name;
+    write_server_file(path, read_file(source));
+    return path;
+}
+
+void PgCluster::write_hba(const std::string& rules) const {
+    write_server_file(data_dir() + "/pg_hba.conf", rules);
+    exec("SELECT pg_reload_conf()");
+}
+
 std::unique_ptr<PgCluster> PgCluster::create_standby(const StandbyOptions& options) {
     return std::unique_ptr<PgCluster>(new PgCluster(StandbyTag{}, *this, options));
 }

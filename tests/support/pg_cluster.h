@@ -77,6 +77,17 @@ public:
     // sees the value (settings that need a restart: call restart() instead of waiting).
     void set(const std::string& name, const std::string& value,
              std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    // The same for several settings, with one reload.
+    void set(const std::vector<std::pair<std::string, std::string>>& settings,
+             std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+    // Copies `source` into the data directory as `name`, owned by the server's OS user with mode
+    // 0600 (what the server demands of ssl_key_file); returns the new path.
+    std::string copy_to_data_dir(const std::string& source, const std::string& name) const;
+    // Replaces pg_hba.conf with `rules` and reloads. The harness's own connections are TCP to
+    // 127.0.0.1 as superuser() (sslmode=prefer: they use TLS when the server offers it), so
+    // `rules` must let those in.
+    void write_hba(const std::string& rules) const;
 
     // ---- replication between clusters ----
 

@@ -100,6 +100,21 @@ void RelayScenario::stop_relays() {
     }
 }
 
+std::string RelayScenario::expect_config_exit(const RelayConfig& config,
+                                              std::map<std::string, std::string> env) {
+    RelayProcess& relay = launch_relay(config, std::move(env));
+    const auto rc = relay.wait_exit(std::chrono::seconds(30));
+    REQUIRE_MESSAGE(rc.has_value(), "the relay kept running:\n" << relay.log());
+    CHECK(*rc == 78);
+    return relay.log();
+}
+
+void RelayScenario::check_nothing_created() const {
+    CHECK(pg.query_value("SELECT count(*) FROM pg_replication_slots", dbname_) ==
+          std::optional<std::string>("0"));
+    CHECK(pg.query_value("SELECT count(*) FROM pg_publication", dbname_) == std::optional<std::string>("0"));
+}
+
 Lsn RelayScenario::slot_confirmed() const {
     const auto text = pg.query_value(kSlotConfirmedSql, dbname_);
     REQUIRE_MESSAGE(text.has_value(), "no replication slot " << kRelaySlot);

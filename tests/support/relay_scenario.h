@@ -101,6 +101,11 @@ public:
     RelayProcess& streaming_relay(const RelayConfig& config = {});
     // SIGTERM to every relay still running; CHECKs that each exits 0 (a clean stop).
     void stop_relays();
+    // launch_relay(), then REQUIREs that it exits within 30 s and CHECKs that the code is 78 (a
+    // configuration error: a human must act); returns the relay's log.
+    std::string expect_config_exit(const RelayConfig& config, std::map<std::string, std::string> env = {});
+    // CHECKs that nothing the relay would create exists in the database: no slot, no publication.
+    void check_nothing_created() const;
 
     // The relay slot's confirmed_flush_lsn; REQUIREs that the slot exists.
     [[nodiscard]] Lsn slot_confirmed() const;
