@@ -31,7 +31,7 @@ constexpr std::int64_t kStuckAfterMs = 60'000;
 // After the answer, what a client may still send before the close: unread bytes would turn the
 // close into a reset, and a reset can destroy the answer before the client has read it.
 constexpr auto kLingerTime = 1s;
-constexpr std::size_t kLingerBytes = 64 * 1024;
+constexpr std::size_t kLingerBytes = std::size_t{64} * 1024;
 // accept() out of descriptors or memory: pause accepting rather than spin on a listening socket
 // that stays readable.
 constexpr auto kAcceptPause = 100ms;
