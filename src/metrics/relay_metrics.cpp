@@ -13,6 +13,17 @@ prometheus::Counter& cached(prometheus::Family<prometheus::Counter>& family,
     return c;
 }
 
+RelayMetrics::HttpRejected http_rejected_counters(prometheus::Registry& registry) {
+    auto& family = prometheus::BuildCounter()
+                       .Name("outbox_relay_http_rejected_connections_total")
+                       .Help(
+                           "Connections to the metrics HTTP server closed without serving a request, "
+                           "by reason.")
+                       .Register(registry);
+    return {family.Add({{"reason", "connection_limit"}}), family.Add({{"reason", "timeout"}}),
+            family.Add({{"reason", "too_large"}}), family.Add({{"reason", "malformed"}})};
+}
+
 }  // namespace
 
 RelayMetrics::RelayMetrics(const std::string& version)
@@ -113,6 +124,7 @@ RelayMetrics::RelayMetrics(const std::string& version)
                     "17+), else 0.")
               .Register(*registry_)
               .Add({})),
+      http_rejected(http_rejected_counters(*registry_)),
       published_family_(prometheus::BuildCounter()
                             .Name("outbox_relay_events_published_total")
                             .Help("Outbox events acknowledged by Kafka, by topic.")

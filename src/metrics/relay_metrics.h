@@ -50,6 +50,16 @@ public:
     prometheus::Gauge& standby;
     prometheus::Gauge& slot_failover;
     prometheus::Gauge& synchronized_standby_slots;
+    // Connections the metrics HTTP server closed without serving a request, by reason
+    // (outbox_relay_http_rejected_connections_total). Created up front: the HTTP thread only
+    // increments them.
+    struct HttpRejected {
+        prometheus::Counter& connection_limit;  // closed to make room for a newer connection
+        prometheus::Counter& timeout;           // no complete request head in time (408)
+        prometheus::Counter& too_large;         // request line or head over the limit (414, 431)
+        prometheus::Counter& malformed;         // not a request the server accepts (400, 505)
+    };
+    HttpRejected http_rejected;
 
     // Sets outbox_relay_slot_wal_status{status} to 1 for `status` and 0 for the others.
     void set_slot_wal_status(std::string_view status);
