@@ -16,7 +16,7 @@ foreach(header IN LISTS OUTBOX_ADAPTER_HEADERS)
     "#error \"${header} is an adapter: the pure core (common, pgoutput, outbox, relay) must not include it\"\n")
 endforeach()
 foreach(header IN ITEMS libpq-fe.h librdkafka/rdkafka.h yaml-cpp/yaml.h spdlog/spdlog.h fmt/core.h
-                        fmt/format.h prometheus/registry.h civetweb.h systemd/sd-daemon.h
+                        fmt/format.h prometheus/registry.h systemd/sd-daemon.h
                         chrono thread iostream fstream)
   file(CONFIGURE OUTPUT ${OUTBOX_POISON_DIR}/${header} CONTENT
     "#error \"<${header}> is I/O, a clock or an adapter's library: the pure core must not include it\"\n")
