@@ -125,6 +125,28 @@ void Pipeline::on_logical_message(const pgoutput::LogicalMessage& message) {
     if (own_transaction) ledger_.commit(message.lsn);
 }
 
+void Pipeline::begin_batch() {
+    commit_ = CommitInfo{};
+    ticket_ = ledger_.begin(0);
+}
+
+void Pipeline::on_row(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& row,
+                      const CommitInfo& txn) {
+    if (!ledger_.in_transaction()) throw LedgerError("on_row() outside a batch");
+    relation.check_tuple(row);
+    commit_ = txn;
+    Rejection rejection;
+    switch (router_.route_values(relation, row, commit_, record_, rejection)) {
+        case RouteOutcome::Routed: publish(record_, false); return;
+        case RouteOutcome::Rejected: reject(rejection, commit_, nullptr, &relation, &row, 0); return;
+        case RouteOutcome::NotOutbox: return;  // route_values() never says so
+    }
+}
+
+void Pipeline::end_batch(Lsn position) {
+    ledger_.commit(position);
+}
+
 void Pipeline::on_keepalive(Lsn wal_end) noexcept {
     ledger_.keepalive(wal_end);
 }

@@ -89,6 +89,15 @@ public:
     void on_message(const pgoutput::Message& message);
     // Idle is not stuck: a keepalive's WAL end is confirmable when nothing is open or in flight.
     void on_keepalive(Lsn wal_end) noexcept;
+
+    // Rows from elsewhere than the WAL (the polling source): a batch of rows read in one database
+    // transaction is one ledger transaction. begin_batch(), then on_row() per row (the row's own
+    // transaction in `txn`), then end_batch(position): once confirmable() reaches `position`,
+    // every event of the batch and of every batch before is acknowledged (or dead-lettered) and
+    // the rows may be deleted. Positions must grow from batch to batch (a counter will do).
+    void begin_batch();
+    void on_row(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& row, const CommitInfo& txn);
+    void end_batch(Lsn position);
     // Sends the held record again; true when nothing is held any more.
     bool resume();
     // Settles the delivery report of one record sent through the sink.

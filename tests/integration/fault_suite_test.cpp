@@ -911,3 +911,69 @@ TEST_CASE(
                  << " acknowledged commits lost with the old primary |");
     CHECK(relay.terminate() == 0);
 }
+
+// ---- 20. logical messages ----
+
+TEST_CASE(
+    "faults: logical messages beside rows under load: rolled back never arrive, non-transactional go to the "
+    "dead letter, rows and messages of a transaction keep their order") {
+    LoadedStack s({.messages_prefix = "outbox"}, background_load(2020), 200);
+    constexpr int kTag = 20;
+    constexpr int kTransactions = 150;
+    constexpr int kKeys = 6;
+    pg::Connection conn = s.pg.connect();
+    std::vector<CommittedEvent> expected;
+    std::vector<std::string> rolled_back;
+    std::uint64_t g = 0;
+    const auto event = [&](std::uint64_t n, std::uint64_t txn) {
+        CommittedEvent e = manual_events(kTag, n, 1, kKeys, txn, "mix").front();
+        return e;
+    };
+    for (int t = 1; t <= kTransactions; ++t) {
+        const bool rollback = t % 5 == 0;
+        std::vector<CommittedEvent> txn_events;
+        conn.exec("BEGIN");
+        for (int i = 0; i < 4; ++i) {
+            ++g;
+            const std::string id = manual_id_sql(kTag, std::to_string(g));
+            const std::string key = "'mix-" + std::to_string(g % kKeys) + "'";
+            if (i % 2 == 0) {
+                conn.exec("INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES (" + id +
+                          ", 'order', " + key + ", 'order.created', jsonb_build_object('n', " +
+                          std::to_string(g) + "))");
+            } else {
+                conn.exec("SELECT pg_logical_emit_message(true, 'outbox', json_build_object('id', " + id +
+                          ", 'aggregatetype', 'order', 'aggregateid', " + key +
+                          ", 'type', 'order.created', 'payload', jsonb_build_object('n', " +
+                          std::to_string(g) + "))::text)");
+            }
+            txn_events.push_back(event(g, static_cast<std::uint64_t>(t)));
+        }
+        if (rollback) {
+            conn.exec("ROLLBACK");
+            for (const auto& e : txn_events) rolled_back.push_back(e.id);
+        } else {
+            conn.exec("COMMIT");
+            expected.insert(expected.end(), txn_events.begin(), txn_events.end());
+        }
+        if (t % 10 == 0) {
+            // Written at once, whatever becomes of the transaction around it: never an event.
+            ++g;
+            conn.exec(
+                "SELECT pg_logical_emit_message(false, 'outbox', json_build_object('id', " +
+                manual_id_sql(kTag, std::to_string(g)) +
+                ", 'aggregatetype', 'order', 'aggregateid', 'mix-nt', 'type', 'order.created', 'payload', "
+                "'{}'::jsonb)::text)");
+            CommittedEvent e = event(g, kTransactions + static_cast<std::uint64_t>(t));
+            e.aggregate_id = "mix-nt";
+            e.expect_dead_letter = true;
+            expected.push_back(std::move(e));
+        }
+    }
+    const Outcome out = finish(s, s.workload, "logical messages and rows, rollbacks, non-transactional",
+                               std::nullopt, expected);
+    // Messages of rolled-back transactions: nowhere in Kafka.
+    CHECK(s.consumer.count_ids(rolled_back) == 0);
+    CHECK(out.verdict.dead_lettered == kTransactions / 10);
+    CHECK(out.verdict.duplicates == 0);
+}

@@ -42,6 +42,7 @@ std::string RelayConfig::yaml() const {
     if (timestamp_column) y += "  columns: {timestamp: " + quoted(*timestamp_column) + "}\n";
     if (on_update) y += "  on_update: " + *on_update + "\n";
     if (on_delete) y += "  on_delete: " + *on_delete + "\n";
+    if (messages_prefix) y += "  messages: {prefix: " + quoted(*messages_prefix) + "}\n";
 
     y += "kafka:\n  bootstrap_servers: " + quoted(bootstrap_servers) + "\n";
     if (!kafka_properties.empty()) {

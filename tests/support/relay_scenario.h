@@ -46,6 +46,7 @@ struct RelayConfig {
     std::optional<std::string> timestamp_column;  // columns.timestamp
     std::optional<std::string> on_update;         // "ignore", "warn" or "stop"
     std::optional<std::string> on_delete;
+    std::optional<std::string> messages_prefix;  // messages.prefix
     // kafka
     std::string bootstrap_servers;
     std::vector<std::pair<std::string, std::string>> kafka_properties;  // written as plain scalars

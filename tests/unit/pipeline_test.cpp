@@ -200,7 +200,7 @@ void one_transaction(Pipeline& p, Stream& s, std::vector<pgoutput::Message> rows
 
 // A pipeline over a fake sink, with the options the test case names.
 struct PipelineWith {
-    explicit PipelineWith(PipelineOptions o) : p(std::move(o), kStart, sink, observer) {}
+    explicit PipelineWith(PipelineOptions o, Lsn start = kStart) : p(std::move(o), start, sink, observer) {}
     FakeSink sink;
     RecordingObserver observer;
     Stream s;
@@ -657,4 +657,39 @@ TEST_CASE("pipeline: a message that is not a JSON object, or lacks a routing mem
     REQUIRE(w.observer.dead_letters.size() == 3);
     CHECK(w.observer.dead_letters[0].detail.find("not a JSON object: expected a JSON object at byte 0") !=
           std::string::npos);
+}
+
+TEST_CASE(
+    "pipeline: a batch of polled rows completes when every row's event is acknowledged or dead-lettered") {
+    PipelineWith w(options(), Lsn(0));  // positions count batches from 0
+    pgoutput::RelationInfo outbox;
+    outbox.namespace_name = "public";
+    outbox.name = "outbox";
+    for (const char* c : {"id", "aggregatetype", "aggregateid", "payload"})
+        outbox.columns.push_back({c, 25, -1, false});
+    const auto row = [](std::string_view id, std::optional<std::string_view> type) {
+        return pgoutput::Tuple{{{ColumnKind::Text, id},
+                                type ? pgoutput::ColumnValue{ColumnKind::Text, *type}
+                                     : pgoutput::ColumnValue{ColumnKind::Null, {}},
+                                {ColumnKind::Text, "o-1"},
+                                {ColumnKind::Text, "{}"}}};
+    };
+    w.p.begin_batch();
+    w.p.on_row(outbox, row("e1", "order"), CommitInfo{Lsn(), Xid(901), 0});
+    w.p.on_row(outbox, row("e2", std::nullopt), CommitInfo{Lsn(), Xid(902), 0});
+    w.p.end_batch(Lsn(1));
+    REQUIRE(w.sink.sent.size() == 2);
+    CHECK(w.sink.sent[0].topic == "outbox.event.order");
+    CHECK(w.sink.sent[0].headers.at("outbox-xid") == "901");  // each row's own transaction
+    CHECK(w.sink.sent[1].topic == "outbox.dead_letter");
+    CHECK(w.p.confirmable() < Lsn(1));
+    w.p.on_delivery(acked(w.sink.sent[0]));
+    CHECK(w.p.confirmable() < Lsn(1));
+    w.p.on_delivery(acked(w.sink.sent[1]));
+    CHECK(w.p.confirmable() == Lsn(1));
+    // An empty batch completes at once.
+    w.p.begin_batch();
+    w.p.end_batch(Lsn(2));
+    CHECK(w.p.confirmable() == Lsn(2));
+    CHECK_THROWS_AS(w.p.on_row(outbox, row("e3", "order"), CommitInfo{}), LedgerError);
 }
