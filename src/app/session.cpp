@@ -39,7 +39,8 @@ std::int64_t unix_now_us() {
 
 }  // namespace
 
-Session::Session(SessionContext context) : ctx_(context) {}
+Session::Session(SessionContext context)
+    : ctx_(context), reporter_(context.config, context.metrics, context.stats) {}
 
 void Session::start() {
     const config::Config& config = ctx_.config;
@@ -61,8 +62,7 @@ void Session::start() {
         }
     }
     publisher_.emplace(publisher_options(config));
-    pipeline_.emplace(pipeline_options(config), stream_->slot().confirmed_flush, *publisher_,
-                      static_cast<relay::Observer&>(*this));
+    pipeline_.emplace(pipeline_options(config), stream_->slot().confirmed_flush, *publisher_, reporter_);
     // stats.confirmed still holds what an earlier session of this process confirmed (0/0 if none
     // streamed). Only this relay moves the slot, so a later start position means the slot was
     // advanced, or dropped and recreated, behind our back: events in between were never published
@@ -319,41 +319,19 @@ void Session::write_state(Lsn confirmed, StateFile::Durability durability) {
 }
 
 void Session::on_delivery(const relay::Delivery& d) {
-    const relay::Settled settled = pipeline_->on_delivery(d);
-    if (!settled.event_published) return;
-    published_counter(d.topic).Increment();
-    ctx_.metrics.commit_to_ack_seconds.Observe(
-        static_cast<double>(std::max<std::int64_t>(0, unix_now_us() - settled.commit_time_unix_us)) / 1e6);
-}
-
-prometheus::Counter& Session::published_counter(std::string_view topic) {
-    // The sink names a topic by the same pointer for the life of its producer.
-    if (topic.data() == last_topic_) return *last_topic_counter_;
-    auto it = published_counters_.find(std::string(topic));
-    if (it == published_counters_.end()) {
-        it = published_counters_.emplace(std::string(topic), &ctx_.metrics.published(topic)).first;
-    }
-    last_topic_ = topic.data();
-    last_topic_counter_ = it->second;
-    return *it->second;
+    reporter_.settled(d, pipeline_->on_delivery(d));
 }
 
 void Session::account() {
     RelayStats& stats = ctx_.stats;
-    const relay::PipelineCounters& now = pipeline_->counters();
-    const std::uint64_t transactions = now.transactions - counted_.transactions;
-    if (transactions != 0) ctx_.metrics.transactions.Increment(static_cast<double>(transactions));
-    stats.transactions += transactions;
-    stats.events_published += now.events_published - counted_.events_published;
-    stats.events_dead_lettered += now.events_dead_lettered - counted_.events_dead_lettered;
-    counted_ = now;
+    reporter_.account(pipeline_->counters());
     stats.confirmed = stream_->confirmed();
     stats.received = stream_->received();
     stats.server_wal_end = stream_->server_wal_end();
 }
 
 bool Session::made_progress() const noexcept {
-    return (pipeline_ ? pipeline_->counters() : counted_).acknowledged != 0;
+    return (pipeline_ ? pipeline_->counters() : reporter_.counted()).acknowledged != 0;
 }
 
 void Session::update_gauges(Clock::time_point now) {
@@ -381,51 +359,6 @@ void Session::update_gauges(Clock::time_point now) {
     const std::uint64_t wal_bytes = stream_->bytes_received();
     m.wal_received_bytes.Increment(static_cast<double>(wal_bytes - wal_bytes_counted_));
     wal_bytes_counted_ = wal_bytes;
-}
-
-void Session::dead_lettered(const CommitInfo& txn, const Rejection& why, bool announced) {
-    ctx_.metrics.dead_lettered(why.code).Increment();
-    const LogFields fields{{"xid", std::to_string(txn.xid.value())},
-                           {"lsn", txn.commit_lsn.to_string()},
-                           {"topic", ctx_.config.outbox.dead_letter_topic},
-                           {"error_code", std::string(why.code)}};
-    spdlog::log(announced ? spdlog::level::debug : spdlog::level::warn,
-                "outbox event in transaction {} (commit {}) sent to dead-letter topic \"{}\" ({}): {}",
-                txn.xid.value(), txn.commit_lsn.to_string(), ctx_.config.outbox.dead_letter_topic, why.code,
-                why.detail);
-}
-
-void Session::outbox_columns_missing(const pgoutput::RelationInfo& relation,
-                                     const std::vector<std::string>& missing) {
-    std::string list;
-    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
-    spdlog::warn(
-        "outbox table {} changed and has no column {} now: its rows follow on_invalid ({}) until the table "
-        "or the configuration is fixed (counted in outbox_relay_events_dead_lettered_total, reason "
-        "missing_column; one line per table change, not per row)",
-        relation.qualified_name(), list, config::to_string(ctx_.config.outbox.on_invalid));
-}
-
-void Session::unexpected_operation(const CommitInfo& txn, const pgoutput::RelationInfo& relation,
-                                   std::string_view operation) {
-    ctx_.metrics.unexpected_operations(operation).Increment();
-    const LogFields fields{{"xid", std::to_string(txn.xid.value())},
-                           {"lsn", txn.commit_lsn.to_string()},
-                           {"table", relation.qualified_name()},
-                           {"operation", std::string(operation)}};
-    spdlog::warn(
-        "{} of a row of outbox table {} in transaction {} (commit {}): outbox rows are only inserted; "
-        "nothing published (outbox.on_{}: warn)",
-        operation == "update" ? "an UPDATE" : "a DELETE", relation.qualified_name(), txn.xid.value(),
-        txn.commit_lsn.to_string(), operation);
-}
-
-void Session::refused_stopping(const CommitInfo& txn, const Rejection& why) {
-    const LogFields fields{{"xid", std::to_string(txn.xid.value())},
-                           {"lsn", txn.commit_lsn.to_string()},
-                           {"error_code", std::string(why.code)}};
-    spdlog::error("outbox event in transaction {} (commit {}) rejected ({}): {}", txn.xid.value(),
-                  txn.commit_lsn.to_string(), why.code, why.detail);
 }
 
 }  // namespace outbox::app

@@ -6,6 +6,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "app/pipeline_reporter.h"
 #include "app/progress_log.h"
 #include "app/service_notifier.h"
 #include "app/signals.h"
@@ -49,7 +50,7 @@ public:
 // 3): read frames while the pipeline wants input, serve the producer's delivery reports, confirm
 // what the pipeline says is confirmable, keep the walsender fed with status updates. A stop
 // request finishes the open transaction, drains Kafka and confirms before the session ends.
-class Session final : private relay::Observer {
+class Session final {
 public:
     enum class End {
         Shutdown,        // asked to stop; everything was acknowledged and confirmed
@@ -77,7 +78,6 @@ private:
     void on_delivery(const relay::Delivery& delivery);
     void account();
     void update_gauges(std::chrono::steady_clock::time_point now);
-    prometheus::Counter& published_counter(std::string_view topic);
     End finish(bool unacknowledged);
     // Stops before a missing slot is created when the state file says this relay streamed from it.
     void refuse_lost_slot(const pg::ServerIdentity& identity) const;
@@ -88,23 +88,12 @@ private:
     // Records the slot at `confirmed` in the state file (if any); `confirmed` may then be confirmed.
     void write_state(Lsn confirmed, StateFile::Durability durability);
 
-    // relay::Observer
-    void dead_lettered(const CommitInfo& txn, const Rejection& why, bool announced) override;
-    void outbox_columns_missing(const pgoutput::RelationInfo& relation,
-                                const std::vector<std::string>& missing) override;
-    void unexpected_operation(const CommitInfo& txn, const pgoutput::RelationInfo& relation,
-                              std::string_view operation) override;
-    void refused_stopping(const CommitInfo& txn, const Rejection& why) override;
-
     SessionContext ctx_;
+    PipelineReporter reporter_;
     std::optional<pg::ReplicationStream> stream_;
     std::optional<kafka::Publisher> publisher_;
     std::optional<relay::Pipeline> pipeline_;
-    pgoutput::Decoder decoder_;         // reuses its tuple buffers: no allocation per row
-    relay::PipelineCounters counted_;   // what account() has already added to stats and metrics
-    const char* last_topic_ = nullptr;  // the sink's stable name of the last published topic
-    prometheus::Counter* last_topic_counter_ = nullptr;
-    std::unordered_map<std::string, prometheus::Counter*> published_counters_;
+    pgoutput::Decoder decoder_;  // reuses its tuple buffers: no allocation per row
     std::uint64_t wal_bytes_counted_ = 0;
     std::optional<KnownSlot> known_;  // what the state file said when the session started
     std::chrono::steady_clock::time_point last_state_write_{};
