@@ -29,6 +29,17 @@ void PipelineReporter::settled(const relay::Delivery& delivery, const relay::Set
         static_cast<double>(std::max<std::int64_t>(0, unix_now_us() - settled.commit_time_unix_us)) / 1e6);
 }
 
+void PipelineReporter::update_gauges(const relay::Pipeline& pipeline) {
+    metrics_.inflight_events.Set(static_cast<double>(pipeline.unacknowledged()));
+    metrics_.inflight_bytes.Set(static_cast<double>(pipeline.inflight_bytes()));
+    const auto oldest = pipeline.oldest_pending_commit_time();
+    metrics_.lag_seconds.Set(
+        oldest ? static_cast<double>(std::max<std::int64_t>(0, unix_now_us() - *oldest)) / 1e6 : 0.0);
+    if (const std::int64_t confirmed = pipeline.confirmed_commit_time(); confirmed != 0) {
+        metrics_.confirmed_commit_timestamp_seconds.Set(static_cast<double>(confirmed) / 1e6);
+    }
+}
+
 void PipelineReporter::account(const relay::PipelineCounters& now) {
     const std::uint64_t transactions = now.transactions - counted_.transactions;
     if (transactions != 0) metrics_.transactions.Increment(static_cast<double>(transactions));

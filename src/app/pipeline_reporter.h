@@ -25,6 +25,8 @@ public:
     // Adds what the pipeline counted since the last call to the stats and metrics.
     void account(const relay::PipelineCounters& counters);
     [[nodiscard]] const relay::PipelineCounters& counted() const noexcept { return counted_; }
+    // The in-flight and lag gauges from the pipeline's state.
+    void update_gauges(const relay::Pipeline& pipeline);
 
     void dead_lettered(const CommitInfo& txn, const Rejection& why, bool announced) override;
     void refused_stopping(const CommitInfo& txn, const Rejection& why) override;

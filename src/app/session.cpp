@@ -31,12 +31,6 @@ constexpr int kFramesPerTurn = 4096;
 // its status updates the same way).
 constexpr auto kStateWriteInterval = 200ms;
 
-std::int64_t unix_now_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 }  // namespace
 
 Session::Session(SessionContext context)
@@ -344,18 +338,11 @@ void Session::update_gauges(Clock::time_point now) {
     m.kafka_up.Set(kafka_reachable ? 1 : 0);
     if (!stream_ || !pipeline_) return;
     const RelayStats& stats = ctx_.stats;
-    m.inflight_events.Set(static_cast<double>(pipeline_->unacknowledged()));
-    m.inflight_bytes.Set(static_cast<double>(pipeline_->inflight_bytes()));
+    reporter_.update_gauges(*pipeline_);
     m.received_lsn.Set(static_cast<double>(stats.received.value()));
     m.confirmed_lsn.Set(static_cast<double>(stats.confirmed.value()));
     m.server_wal_end_lsn.Set(static_cast<double>(stats.server_wal_end.value()));
     m.lag_bytes.Set(static_cast<double>(bytes_between(stats.confirmed, stats.server_wal_end)));
-    const std::int64_t now_us = unix_now_us();
-    const auto oldest = pipeline_->oldest_pending_commit_time();
-    m.lag_seconds.Set(oldest ? static_cast<double>(std::max<std::int64_t>(0, now_us - *oldest)) / 1e6 : 0.0);
-    if (const std::int64_t confirmed = pipeline_->confirmed_commit_time(); confirmed != 0) {
-        m.confirmed_commit_timestamp_seconds.Set(static_cast<double>(confirmed) / 1e6);
-    }
     const std::uint64_t wal_bytes = stream_->bytes_received();
     m.wal_received_bytes.Increment(static_cast<double>(wal_bytes - wal_bytes_counted_));
     wal_bytes_counted_ = wal_bytes;
