@@ -27,7 +27,8 @@ struct RecordHeader {
 
 // A Kafka record ready to produce. Views point into the decoded frame, the router's
 // configuration or the record's own storage, so a Record is valid until the next route()
-// into it and until the frame is released. Reused between events to avoid allocations.
+// into it, until the frame is released and while the router that filled it lives. Reused
+// between events to avoid allocations.
 struct Record {
     std::string topic;
     std::optional<std::string_view> key;
