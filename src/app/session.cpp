@@ -133,9 +133,13 @@ void Session::drain_kafka() {
 Session::End Session::stream() {
     const auto deliver = [this](const relay::Delivery& d) { on_delivery(d); };
     std::optional<Clock::time_point> drain_deadline;
+    // What the last poll() reported ready; at the first turn, everything.
+    bool signal_ready = true;
+    bool kafka_ready = true;
+    bool socket_ready = true;
     while (true) {
-        ctx_.signals.check();  // also under continuous load, when poll() is skipped
-        publisher_->serve(deliver);
+        if (signal_ready) ctx_.signals.check();
+        if (kafka_ready) publisher_->serve(deliver);
         if (publisher_->fatal_error())
             throw KafkaFailure("Kafka producer fatal error: " + *publisher_->fatal_error());
         throw_if_failed();
@@ -144,11 +148,13 @@ Session::End Session::stream() {
 
         // Read while the pipeline has room; when stopping, only to the end of the open
         // transaction, so that everything received is confirmable and a restart repeats nothing.
-        bool read_something = false;
-        for (int n = 0; n < kFramesPerTurn && wants_to_read(); ++n) {
-            auto frame = stream_->read_frame();
+        // One recv() per readiness, then every complete frame libpq holds: a burst costs one
+        // poll() and one recv(), not a recv() per frame.
+        if (socket_ready && wants_to_read()) stream_->consume_input();
+        int frames = 0;
+        for (; frames < kFramesPerTurn && wants_to_read(); ++frames) {
+            auto frame = stream_->read_buffered_frame();
             if (!frame) break;
-            read_something = true;
             if (const auto* data = std::get_if<pgoutput::XLogData>(&*frame)) {
                 pipeline_->on_message(decoder_.decode(data->payload));
             } else {
@@ -179,7 +185,6 @@ Session::End Session::stream() {
                 return finish(unacknowledged != 0);
             }
         }
-        if (read_something) continue;  // more may be buffered in libpq: read it before sleeping
 
         const bool want_read = wants_to_read();
         if (!want_read) stream_->keep_alive(now, kNotReadingStatusInterval);
@@ -196,9 +201,15 @@ Session::End Session::stream() {
         timeout = std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(1000));
         // Not reading: serve librdkafka's timers and retry a held record soon.
         if (!want_read) timeout = std::min(timeout, std::chrono::milliseconds(100));
-        if (::poll(fds, 3, static_cast<int>(timeout.count())) < 0 && errno != EINTR) {
+        // Frames already in libpq's buffer make the socket no more readable: read them first.
+        if (want_read && stream_->may_have_buffered_frames()) timeout = std::chrono::milliseconds(0);
+        const int ready = ::poll(fds, 3, static_cast<int>(timeout.count()));
+        if (ready < 0 && errno != EINTR) {
             throw Error(ErrorKind::Fatal, std::string("poll failed: ") + std::strerror(errno));
         }
+        socket_ready = ready > 0 && (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0;
+        kafka_ready = ready > 0 && fds[1].revents != 0;
+        signal_ready = ready > 0 && fds[2].revents != 0;
     }
 }
 

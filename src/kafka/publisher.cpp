@@ -192,8 +192,9 @@ relay::SendResult Publisher::send(const Record& record, std::uint64_t cookie) {
 }
 
 void Publisher::serve(const std::function<void(const relay::Delivery&)>& on_delivery) {
+    // librdkafka writes one byte when its queue stops being empty: a short read emptied the pipe.
     char buf[256];
-    while (::read(impl_->pipe_read, buf, sizeof buf) > 0) {
+    while (::read(impl_->pipe_read, buf, sizeof buf) == static_cast<ssize_t>(sizeof buf)) {
     }
     impl_->current_handler = &on_delivery;
     while (!impl_->handler_error && rd_kafka_poll(impl_->rk, 0) > 0) {

@@ -99,14 +99,25 @@ void ReplicationStream::fail_stream(const std::string& context) {
 }
 
 std::optional<pgoutput::StreamFrame> ReplicationStream::read_frame() {
+    if (auto frame = read_buffered_frame()) return frame;
+    consume_input();
+    return read_buffered_frame();
+}
+
+void ReplicationStream::consume_input() {
+    if (!streaming_) throw Error(ErrorKind::Fatal, "consume_input() on a stream that is not streaming");
+    if (PQconsumeInput(conn_->get()) == 0) fail_stream("lost the replication connection");
+    maybe_buffered_ = true;
+}
+
+std::optional<pgoutput::StreamFrame> ReplicationStream::read_buffered_frame() {
     if (!streaming_) throw Error(ErrorKind::Fatal, "read_frame() on a stream that is not streaming");
     buffer_.reset();
     char* raw = nullptr;
-    int n = PQgetCopyData(conn_->get(), &raw, 1);
+    const int n = PQgetCopyData(conn_->get(), &raw, 1);
     if (n == 0) {
-        if (PQconsumeInput(conn_->get()) == 0) fail_stream("lost the replication connection");
-        n = PQgetCopyData(conn_->get(), &raw, 1);
-        if (n == 0) return std::nullopt;
+        maybe_buffered_ = false;
+        return std::nullopt;
     }
     if (n == -1) {
         // The server ended the copy: it says why in the command's result.
@@ -159,6 +170,8 @@ void ReplicationStream::flush_output() {
     const int r = PQflush(conn_->get());
     if (r < 0) fail_stream("sending to the replication connection failed");
     pending_output_ = r == 1;
+    // A flush that could not send everything reads input meanwhile (libpq avoids a deadlock so).
+    if (pending_output_) maybe_buffered_ = true;
 }
 
 void ReplicationStream::send_status(bool reply_requested) {
@@ -172,6 +185,7 @@ void ReplicationStream::send_status(bool reply_requested) {
     const std::string bytes = pgoutput::encode_standby_status(status);
     const int r = PQputCopyData(conn_->get(), bytes.data(), static_cast<int>(bytes.size()));
     if (r < 0) fail_stream("sending a standby status update failed");
+    maybe_buffered_ = true;  // libpq may read input while it makes room for output
     if (r == 0) {
         // libpq's buffer is full (non-blocking): keep the update due and retry on the next turn.
         pending_output_ = true;

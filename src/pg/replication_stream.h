@@ -42,7 +42,19 @@ public:
 
     // The next frame if one is complete in libpq's buffer, else nullopt (wait for the socket).
     // Views in the frame stay valid until the next call. Throws Error when the stream ends.
+    // Reads the socket once when the buffer holds no complete frame.
     std::optional<pgoutput::StreamFrame> read_frame();
+    // The same without touching the socket: the next frame libpq has buffered, else nullopt.
+    // With consume_input() once per readiness, a poll loop reads every frame of a burst with
+    // one poll() and one recv() instead of a recv() per frame plus one that finds nothing.
+    std::optional<pgoutput::StreamFrame> read_buffered_frame();
+    // Reads what the socket holds into libpq's buffer (one recv()). Throws Error when the
+    // connection is lost.
+    void consume_input();
+    // libpq's buffer may hold complete frames that poll() cannot announce: input was read
+    // (consume_input(), or by libpq while it flushed output) and read_buffered_frame() has not
+    // returned nullopt since.
+    [[nodiscard]] bool may_have_buffered_frames() const noexcept { return maybe_buffered_; }
 
     // What may be released: the end LSN of the last transaction whose events are all
     // acknowledged, or, when nothing is in flight, the last keepalive's WAL end. Never moves back.
@@ -87,6 +99,7 @@ private:
     bool reply_pending_ = false;
     bool pending_output_ = false;
     bool streaming_ = false;
+    bool maybe_buffered_ = true;
     std::chrono::steady_clock::time_point last_status_{};
     std::vector<std::string> notices_;
     // PostgreSQL 18's pgoutput skips a publication missing at a change's point in the WAL with a
