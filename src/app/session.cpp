@@ -56,7 +56,9 @@ void Session::start() {
         }
     }
     publisher_.emplace(publisher_options(config));
-    pipeline_.emplace(pipeline_options(config), stream_->slot().confirmed_flush, *publisher_, reporter_);
+    relay::PipelineOptions pipeline = pipeline_options(config);
+    pipeline.rows_are_valid_utf8 = stream_->text_is_valid_utf8();
+    pipeline_.emplace(std::move(pipeline), stream_->slot().confirmed_flush, *publisher_, reporter_);
     // stats.confirmed still holds what an earlier session of this process confirmed (0/0 if none
     // streamed). Only this relay moves the slot, so a later start position means the slot was
     // advanced, or dropped and recreated, behind our back: events in between were never published

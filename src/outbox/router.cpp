@@ -26,8 +26,9 @@ ColumnRef find_column(const pgoutput::RelationInfo& relation, const pgoutput::Tu
 // A text value must be UTF-8: the relay connects with client_encoding UTF8, so only a SQL_ASCII
 // database (which stores bytes unchecked and is not converted) can send anything else. bytea is
 // bytes, not text.
-bool is_valid_text(const ColumnRef& ref) noexcept {
-    return ref.value->kind != pgoutput::ColumnKind::Text || ref.type_oid == kByteaOid ||
+// `check_utf8` false: the server guarantees it (OutboxRouter::set_rows_are_valid_utf8).
+bool is_valid_text(const ColumnRef& ref, bool check_utf8) noexcept {
+    return !check_utf8 || ref.value->kind != pgoutput::ColumnKind::Text || ref.type_oid == kByteaOid ||
            is_valid_utf8(ref.value->bytes);
 }
 
@@ -39,7 +40,8 @@ std::string not_utf8_detail(std::string_view role, std::string_view column) {
 // Reads a column used for routing; a rejection when it is missing, NULL, unsent or empty.
 std::optional<std::string_view> routing_value(const pgoutput::RelationInfo& relation,
                                               const pgoutput::Tuple& tuple, std::string_view role,
-                                              std::string_view column, Rejection& rejection) {
+                                              std::string_view column, bool check_utf8,
+                                              Rejection& rejection) {
     const ColumnRef ref = find_column(relation, tuple, column);
     if (ref.value == nullptr) {
         rejection = {"missing_column", "column \"" + std::string(column) + "\" (" + std::string(role) +
@@ -62,7 +64,7 @@ std::optional<std::string_view> routing_value(const pgoutput::RelationInfo& rela
         rejection = {"empty_value", std::string(role) + " column \"" + std::string(column) + "\" is empty"};
         return std::nullopt;
     }
-    if (!is_valid_text(ref)) {
+    if (!is_valid_text(ref, check_utf8)) {
         rejection = {"invalid_utf8", not_utf8_detail(role, column)};
         return std::nullopt;
     }
@@ -224,12 +226,18 @@ std::vector<std::string> OutboxRouter::missing_columns(const pgoutput::RelationI
 RouteOutcome OutboxRouter::route(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
                                  const CommitInfo& commit, Record& record, Rejection& rejection) const {
     if (!is_outbox_table(relation)) return RouteOutcome::NotOutbox;
-    return route_values(relation, tuple, commit, record, rejection);
+    return route_tuple(relation, tuple, commit, !rows_are_valid_utf8_, record, rejection);
 }
 
 RouteOutcome OutboxRouter::route_values(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
                                         const CommitInfo& commit, Record& record,
                                         Rejection& rejection) const {
+    return route_tuple(relation, tuple, commit, true, record, rejection);
+}
+
+RouteOutcome OutboxRouter::route_tuple(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
+                                       const CommitInfo& commit, bool check_utf8, Record& record,
+                                       Rejection& rejection) const {
     reset(record);
     const auto& roles = config_.columns;
 
@@ -240,12 +248,16 @@ RouteOutcome OutboxRouter::route_values(const pgoutput::RelationInfo& relation, 
         switch (seg.kind) {
             case Kind::Literal: part = seg.text; break;
             case Kind::AggregateType:
-                part = routing_value(relation, tuple, "aggregate_type", roles.aggregate_type, rejection);
+                part = routing_value(relation, tuple, "aggregate_type", roles.aggregate_type, check_utf8,
+                                     rejection);
                 break;
             case Kind::AggregateId:
-                part = routing_value(relation, tuple, "aggregate_id", roles.aggregate_id, rejection);
+                part =
+                    routing_value(relation, tuple, "aggregate_id", roles.aggregate_id, check_utf8, rejection);
                 break;
-            case Kind::Id: part = routing_value(relation, tuple, "id", roles.id, rejection); break;
+            case Kind::Id:
+                part = routing_value(relation, tuple, "id", roles.id, check_utf8, rejection);
+                break;
             case Kind::Table:
                 record.topic += relation.namespace_name;
                 record.topic += '.';
@@ -267,9 +279,9 @@ RouteOutcome OutboxRouter::route_values(const pgoutput::RelationInfo& relation, 
     }
     record.topic_complete = true;
 
-    record.key = routing_value(relation, tuple, "aggregate_id", roles.aggregate_id, rejection);
+    record.key = routing_value(relation, tuple, "aggregate_id", roles.aggregate_id, check_utf8, rejection);
     if (!record.key) return RouteOutcome::Rejected;
-    const auto id = routing_value(relation, tuple, "id", roles.id, rejection);
+    const auto id = routing_value(relation, tuple, "id", roles.id, check_utf8, rejection);
     if (!id) return RouteOutcome::Rejected;
 
     const ColumnRef payload = find_column(relation, tuple, roles.payload);
@@ -292,7 +304,7 @@ RouteOutcome OutboxRouter::route_values(const pgoutput::RelationInfo& relation, 
                 }
                 record.value = std::string_view(record.value_storage);
             } else {
-                if (!is_valid_utf8(payload.value->bytes)) {
+                if (check_utf8 && !is_valid_utf8(payload.value->bytes)) {
                     rejection = {"invalid_utf8", not_utf8_detail("payload", roles.payload)};
                     return RouteOutcome::Rejected;
                 }
@@ -318,7 +330,7 @@ RouteOutcome OutboxRouter::route_values(const pgoutput::RelationInfo& relation, 
         }
         std::optional<std::string_view> v;
         if (h.value->kind != pgoutput::ColumnKind::Null) {
-            if (!is_valid_text(h)) {
+            if (!is_valid_text(h, check_utf8)) {
                 rejection = {"invalid_utf8", not_utf8_detail("header", name)};
                 return RouteOutcome::Rejected;
             }

@@ -47,18 +47,28 @@ public:
     // headers, the payload left out (it is what Kafka refused) and its size in a header.
     void dead_letter_for_record(const Record& original, const Rejection& rejection, Record& out) const;
 
+    // Rows come from a server that stores text as valid UTF-8 and sends it unconverted
+    // (server_encoding and client_encoding UTF8: PostgreSQL checks every text value on input),
+    // so route() need not check it again. Set from the server's parameters, never guessed;
+    // route_values() (logical messages, polled rows) checks always.
+    void set_rows_are_valid_utf8(bool valid) noexcept { rows_are_valid_utf8_ = valid; }
+
     [[nodiscard]] bool is_outbox_table(const pgoutput::RelationInfo& relation) const;
     // The configured columns (roles and headers) that `relation` lacks, as "\"name\" (role)".
     [[nodiscard]] std::vector<std::string> missing_columns(const pgoutput::RelationInfo& relation) const;
     [[nodiscard]] const OutboxOptions& config() const noexcept { return config_; }
 
 private:
+    RouteOutcome route_tuple(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
+                             const CommitInfo& commit, bool check_utf8, Record& record,
+                             Rejection& rejection) const;
     // The record's timestamp per config_.timestamp; false (and `rejection`) for a value that is
     // not a timestamp.
     bool set_timestamp(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
                        const CommitInfo& commit, Record& record, Rejection& rejection) const;
 
     OutboxOptions config_;
+    bool rows_are_valid_utf8_ = false;
 };
 
 // Kafka's rule for topic names: 1-249 characters of [a-zA-Z0-9._-], not "." or "..".

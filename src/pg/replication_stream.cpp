@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <string_view>
 #include <utility>
 
 namespace outbox::pg {
@@ -108,6 +109,14 @@ void ReplicationStream::consume_input() {
     if (!streaming_) throw Error(ErrorKind::Fatal, "consume_input() on a stream that is not streaming");
     if (PQconsumeInput(conn_->get()) == 0) fail_stream("lost the replication connection");
     maybe_buffered_ = true;
+}
+
+bool ReplicationStream::text_is_valid_utf8() const {
+    if (!conn_) return false;
+    const char* server = PQparameterStatus(conn_->get(), "server_encoding");
+    const char* client = PQparameterStatus(conn_->get(), "client_encoding");
+    return server != nullptr && client != nullptr && std::string_view(server) == "UTF8" &&
+           std::string_view(client) == "UTF8";
 }
 
 std::optional<pgoutput::StreamFrame> ReplicationStream::read_buffered_frame() {

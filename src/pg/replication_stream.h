@@ -55,6 +55,9 @@ public:
     // (consume_input(), or by libpq while it flushed output) and read_buffered_frame() has not
     // returned nullopt since.
     [[nodiscard]] bool may_have_buffered_frames() const noexcept { return maybe_buffered_; }
+    // The server stores text as valid UTF-8 and sends it unconverted: server_encoding and
+    // client_encoding are both UTF8. PostgreSQL checks every text value on input then.
+    [[nodiscard]] bool text_is_valid_utf8() const;
 
     // What may be released: the end LSN of the last transaction whose events are all
     // acknowledged, or, when nothing is in flight, the last keepalive's WAL end. Never moves back.

@@ -11,7 +11,9 @@ Pipeline::Pipeline(PipelineOptions options, Lsn start, Sink& sink, Observer& obs
       router_(options_.outbox),
       sink_(sink),
       observer_(observer),
-      ledger_(start) {}
+      ledger_(start) {
+    router_.set_rows_are_valid_utf8(options_.rows_are_valid_utf8);
+}
 
 void Pipeline::on_message(const pgoutput::Message& message) {
     if (const auto* insert = std::get_if<pgoutput::Insert>(&message)) {

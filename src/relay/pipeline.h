@@ -24,6 +24,9 @@ struct PipelineOptions {
     // Reading stops (backpressure) while this many events or bytes wait for the sink.
     std::uint64_t max_inflight_events = 100000;
     std::uint64_t max_inflight_bytes = 64ull * 1024 * 1024;
+    // The rows' text is valid UTF-8 by the server's guarantee (OutboxRouter::set_rows_are_valid_utf8):
+    // true only when the server says so (server_encoding and client_encoding UTF8).
+    bool rows_are_valid_utf8 = false;
 };
 
 // What an operator must hear about. The pipeline neither logs nor counts in metrics: the

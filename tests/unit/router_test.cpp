@@ -493,3 +493,21 @@ TEST_CASE(
     REQUIRE(OutboxRouter(cfg).route(rel, row, kCommit, record, rejection) == RouteOutcome::Routed);
     CHECK(record.value == std::optional<std::string_view>("{}"));
 }
+
+TEST_CASE("router: rows from a UTF8 server are not checked for UTF-8 again, values from elsewhere are") {
+    // set_rows_are_valid_utf8(true) is what the session sets for server_encoding = client_encoding
+    // = UTF8, where PostgreSQL checked every text value on input. Bytes that are not UTF-8 can then
+    // only come from elsewhere (a logical message, a polled row): route_values() still checks.
+    OutboxRouter router(default_config());
+    const auto rel = outbox_relation();
+    const pgoutput::Tuple row{{text("1"), text("order"), text("caf\xE9"), text("t"), text("{}")}};
+    Record record;
+    Rejection rejection;
+    REQUIRE(router.route(rel, row, kCommit, record, rejection) == RouteOutcome::Rejected);
+    CHECK(rejection.code == "invalid_utf8");
+
+    router.set_rows_are_valid_utf8(true);
+    CHECK(router.route(rel, row, kCommit, record, rejection) == RouteOutcome::Routed);
+    REQUIRE(router.route_values(rel, row, kCommit, record, rejection) == RouteOutcome::Rejected);
+    CHECK(rejection.code == "invalid_utf8");
+}
