@@ -27,6 +27,14 @@ constexpr auto kFailureDrainTimeout = 10s;
 constexpr auto kNotReadingStatusInterval = 1s;
 // Frames read per loop turn before the producer is served again.
 constexpr int kFramesPerTurn = 4096;
+// Catching up, a read that brought fewer frames than this waits kCatchUpPause before the next:
+// the walsender sends each message on its own, and a relay that wakes for every one spends more
+// CPU in poll() and recv() than on the events (and takes it from the walsender on a small host).
+constexpr int kCatchUpFewFrames = 64;
+constexpr auto kCatchUpPause = 1ms;
+// Transactions committed longer ago than this mean the relay is catching up: a pause costs no
+// one latency that matters.
+constexpr auto kCatchUpAge = 1s;
 // Least time between two writes of the state file's confirmed position (the stream coalesces
 // its status updates the same way).
 constexpr auto kStateWriteInterval = 200ms;
@@ -164,6 +172,7 @@ Session::End Session::stream() {
             }
         }
         throw_if_failed();
+        const bool pause_reading = socket_ready && frames > 0 && frames < kCatchUpFewFrames && catching_up();
         for (const std::string& notice : stream_->take_notices()) spdlog::warn("PostgreSQL: {}", notice);
 
         const auto now = Clock::now();
@@ -205,14 +214,27 @@ Session::End Session::stream() {
         if (!want_read) timeout = std::min(timeout, std::chrono::milliseconds(100));
         // Frames already in libpq's buffer make the socket no more readable: read them first.
         if (want_read && stream_->may_have_buffered_frames()) timeout = std::chrono::milliseconds(0);
+        if (want_read && pause_reading) {
+            fds[0].events = static_cast<short>(fds[0].events & ~POLLIN);
+            timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(kCatchUpPause));
+        }
         const int ready = ::poll(fds, 3, static_cast<int>(timeout.count()));
         if (ready < 0 && errno != EINTR) {
             throw Error(ErrorKind::Fatal, std::string("poll failed: ") + std::strerror(errno));
         }
-        socket_ready = ready > 0 && (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0;
+        socket_ready = (ready > 0 && (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0) || pause_reading;
         kafka_ready = ready > 0 && fds[1].revents != 0;
         signal_ready = ready > 0 && fds[2].revents != 0;
     }
+}
+
+bool Session::catching_up() const {
+    const std::optional<std::int64_t> oldest = pipeline_->oldest_pending_commit_time();
+    if (!oldest) return false;
+    const std::int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+    return now_us - *oldest > std::chrono::duration_cast<std::chrono::microseconds>(kCatchUpAge).count();
 }
 
 bool Session::wants_to_read() const noexcept {
