@@ -25,6 +25,14 @@
 
 namespace outbox::config {
 
+// ---- source ------------------------------------------------------------------------------
+
+// Where events come from (docs/configuration.md, "Three ways in").
+enum class Source {
+    Wal,  // logical replication: the outbox tables' inserts (and logical messages) from the WAL
+    Poll  // a polling publisher: rows locked, published, then deleted or marked in one transaction
+};
+
 // ---- postgres ----------------------------------------------------------------------------
 
 // postgres.slot_failover: whether the slot is a failover slot (PostgreSQL 17+).
@@ -64,6 +72,26 @@ using OperationPolicy = outbox::OperationPolicy;
 using TimestampSource = outbox::TimestampSource;
 using HeaderColumn = outbox::HeaderColumn;
 
+// ---- poll (source: poll only) ------------------------------------------------------------
+
+// What the poller does with a row once Kafka acknowledged its event.
+enum class AfterPublish {
+    Delete,  // DELETE it
+    Mark     // UPDATE it: published_column = now(); only rows where it IS NULL are polled
+};
+
+struct PollConfig {
+    // Wait after an empty or partial batch before the next poll (a full batch polls at once). > 0
+    std::chrono::milliseconds interval{200};
+    // Rows per poll (one transaction); at most limits.max_inflight_events.
+    std::uint64_t batch_size = 1000;
+    // The column whose order is the per-key publishing order (a bigserial, a UUIDv7...).
+    std::string order_by = "id";
+    AfterPublish after_publish = AfterPublish::Delete;
+    // With Mark: a nullable timestamptz column, NULL until the row is published; required then.
+    std::string published_column;
+};
+
 // ---- kafka -------------------------------------------------------------------------------
 
 struct KafkaConfig {
@@ -100,8 +128,10 @@ struct LogConfig {
 
 struct Config {
     std::string origin;  // where it was loaded from (file path or the name given)
+    Source source = Source::Wal;
     PostgresConfig postgres;
     OutboxConfig outbox;
+    PollConfig poll;  // only with source: poll
     KafkaConfig kafka;
     Limits limits;
     MetricsConfig metrics;
@@ -121,6 +151,8 @@ Config load_config_string(std::string_view yaml, std::string_view origin_name);
 std::string describe(const Config& config);
 
 // Names of enum values as the file writes them (enum_names.h).
+std::string_view to_string(Source value) noexcept;
+std::string_view to_string(AfterPublish value) noexcept;
 std::string_view to_string(OnInvalid value) noexcept;
 std::string_view to_string(SlotFailover value) noexcept;
 std::string_view to_string(OperationPolicy value) noexcept;

@@ -2,6 +2,14 @@
 
 namespace outbox::config {
 
+std::string_view to_string(Source value) noexcept {
+    return enum_name(value);
+}
+
+std::string_view to_string(AfterPublish value) noexcept {
+    return enum_name(value);
+}
+
 std::string_view to_string(OnInvalid value) noexcept {
     return enum_name(value);
 }

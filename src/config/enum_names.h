@@ -26,6 +26,22 @@ template <class Enum>
 struct EnumNames;
 
 template <>
+struct EnumNames<Source> {
+    static constexpr std::array<EnumName<Source>, 2> table{{
+        {Source::Wal, "wal"},
+        {Source::Poll, "poll"},
+    }};
+};
+
+template <>
+struct EnumNames<AfterPublish> {
+    static constexpr std::array<EnumName<AfterPublish>, 2> table{{
+        {AfterPublish::Delete, "delete"},
+        {AfterPublish::Mark, "mark"},
+    }};
+};
+
+template <>
 struct EnumNames<OnInvalid> {
     static constexpr std::array<EnumName<OnInvalid>, 2> table{{
         {OnInvalid::DeadLetter, "dead_letter"},

@@ -193,6 +193,12 @@ std::string timestamp_source(const Config& config) {
     return fmt::format("column {}", outbox.columns.timestamp);
 }
 
+std::string after_publish_and_column(const Config& config) {
+    const PollConfig& poll = config.poll;
+    if (poll.after_publish != AfterPublish::Mark) return std::string(enum_name(poll.after_publish));
+    return fmt::format("mark (sets {})", poll.published_column.empty() ? "(not set)" : poll.published_column);
+}
+
 std::string property_lines(const Config& config) {
     if (config.kafka.properties.empty()) return "(none)";
     std::string out;
@@ -209,6 +215,8 @@ using Outbox = OutboxConfig;
 using Columns = ColumnRoles;
 
 constexpr std::array kKeys{
+    setting<Choice<Source>, &Config::source>("source"),
+
     setting<Text, &Config::postgres, &PG::dsn>("postgres.dsn").required().shown_as(masked_dsn),
     setting<PasswordFile, &Config::postgres, &PG::password_file>("postgres.password_file"),
     setting<SlotName, &Config::postgres, &PG::slot>("postgres.slot").shown_as(slot_and_creation),
@@ -256,6 +264,15 @@ constexpr std::array kKeys{
     setting<PositiveInteger, &Config::limits, &Limits::max_inflight_events>("limits.max_inflight_events"),
     setting<Size, &Config::limits, &Limits::max_inflight_bytes>("limits.max_inflight_bytes"),
 
+    // After limits: batch_size is checked against limits.max_inflight_events.
+    setting<Duration, &Config::poll, &PollConfig::interval>("poll.interval"),
+    setting<PositiveInteger, &Config::poll, &PollConfig::batch_size>("poll.batch_size"),
+    setting<Text, &Config::poll, &PollConfig::order_by>("poll.order_by"),
+    setting<Choice<AfterPublish>, &Config::poll, &PollConfig::after_publish>("poll.after_publish")
+        .shown_as(after_publish_and_column),
+    setting<Text, &Config::poll, &PollConfig::published_column>("poll.published_column")
+        .shown_in_line_of("poll.after_publish"),
+
     setting<ListenAddress, &Config::metrics>("metrics.listen"),
 
     setting<Choice<LogLevel>, &Config::log, &LogConfig::level>("log.level"),
@@ -294,9 +311,75 @@ void timestamp_column_given(const Config& config, const Section& outbox_section,
                                  "would be ignored)");
 }
 
+// Keys that only mean something for logical replication: with source: poll they would be silently
+// unused (slot, publication) or promise what the poller cannot keep (logical messages, UPDATE and
+// DELETE policies).
+constexpr std::string_view kWalOnlyPostgresKeys[] = {"slot",        "publication",     "create_slot",
+                                                     "create_publication", "status_interval", "slot_failover",
+                                                     "state_file"};
+constexpr std::string_view kWalOnlyOutboxKeys[] = {"messages", "on_update", "on_delete"};
+
+template <std::size_t N>
+void refuse_keys_for_poll(const Config& config, const Section& section, const std::string_view (&names)[N],
+                          Problems& problems) {
+    if (config.source != Source::Poll) return;
+    for (const Value& entry : section.entries) {
+        if (std::find(std::begin(names), std::end(names), entry.key()) == std::end(names)) continue;
+        problems.add(entry.place(),
+                     "only used with source: wal (logical replication); remove it for source: poll");
+    }
+}
+
+void wal_only_postgres_keys(const Config& config, const Section& postgres_section, Problems& problems) {
+    refuse_keys_for_poll(config, postgres_section, kWalOnlyPostgresKeys, problems);
+}
+
+// The poller relays one table (one advisory lock, one transaction per batch): run one relay per table.
+void poll_outbox(const Config& config, const Section& outbox_section, Problems& problems) {
+    refuse_keys_for_poll(config, outbox_section, kWalOnlyOutboxKeys, problems);
+    if (config.source != Source::Poll || config.outbox.tables.size() == 1) return;
+    Place place{outbox_section.place.line, dotted(outbox_section.place.path, "table")};
+    if (const Value* tables = outbox_section.find("tables")) place = tables->place();
+    if (config.outbox.tables.empty()) {
+        // Without messages.prefix the loader has said that the table is missing already.
+        if (outbox_section.find("messages") != nullptr)
+            problems.add(place, "required key is missing: source: poll polls an outbox table");
+        return;
+    }
+    problems.add(place, "source: poll polls one table; run one relay per table");
+}
+
+void poll_section(const Config& config, const Section& poll_section, Problems& problems) {
+    const PollConfig& poll = config.poll;
+    if (config.source != Source::Poll) {
+        for (const Value& entry : poll_section.entries)
+            problems.add(entry.place(), "only used with source: poll (source is wal)");
+        return;
+    }
+    const auto place_of = [&](std::string_view key) {
+        if (const Value* value = poll_section.find(key)) return value->place();
+        return Place{poll_section.place.line, dotted(poll_section.place.path, key)};
+    };
+    if (poll.batch_size > config.limits.max_inflight_events) {
+        problems.add(place_of("batch_size"),
+                     fmt::format("must be at most limits.max_inflight_events ({}), got {}: a batch is "
+                                 "published whole before its rows are deleted",
+                                 config.limits.max_inflight_events, poll.batch_size));
+    }
+    const bool mark = poll.after_publish == AfterPublish::Mark;
+    if (mark == !poll.published_column.empty()) return;
+    problems.add(place_of(mark ? "after_publish" : "published_column"),
+                 mark ? "poll.after_publish is mark, but poll.published_column names no column"
+                      : "poll.published_column is set, but poll.after_publish is not mark (it would be "
+                        "ignored)");
+}
+
 constexpr std::array kConstraints{
+    Constraint{"postgres", wal_only_postgres_keys},
     Constraint{"outbox", dead_letter_topic_differs},
     Constraint{"outbox", timestamp_column_given},
+    Constraint{"outbox", poll_outbox},
+    Constraint{"poll", poll_section},
 };
 
 }  // namespace

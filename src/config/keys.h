@@ -64,8 +64,11 @@ struct Key {
         return key;
     }
 
-    // "outbox.columns" for "outbox.columns.id".
-    [[nodiscard]] constexpr std::string_view section() const { return path.substr(0, path.rfind('.')); }
+    // "outbox.columns" for "outbox.columns.id"; "" for a key at the top level ("source").
+    [[nodiscard]] constexpr std::string_view section() const {
+        const std::size_t dot = path.rfind('.');
+        return dot == std::string_view::npos ? std::string_view() : path.substr(0, dot);
+    }
     // "id" for "outbox.columns.id".
     [[nodiscard]] constexpr std::string_view name() const { return path.substr(path.rfind('.') + 1); }
 };

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <yaml-cpp/yaml.h>
 
@@ -31,7 +32,8 @@ std::string configuration_doc() {
 }
 
 // The names in the first cell of each row of the tables whose header starts with `header`, as
-// "<section>.<name>" where <section> is the last "## `section`" heading above the row.
+// "<section>.<name>" where <section> is the last "## `section`" heading above the row, or as
+// "<name>" under any other "## " heading ("## Top level").
 std::set<std::string> documented(const std::string& doc, std::string_view header) {
     std::set<std::string> out;
     std::istringstream lines(doc);
@@ -39,7 +41,11 @@ std::set<std::string> documented(const std::string& doc, std::string_view header
     std::string section;
     bool in_table = false;
     while (std::getline(lines, line)) {
-        if (line.rfind("## `", 0) == 0) section = line.substr(4, line.find('`', 4) - 4);
+        if (line.rfind("## `", 0) == 0) {
+            section = line.substr(4, line.find('`', 4) - 4);
+        } else if (line.rfind("## ", 0) == 0) {
+            section.clear();
+        }
         if (line.rfind(header, 0) == 0) {
             in_table = true;
         } else if (in_table && line.rfind("| `", 0) == 0) {
@@ -48,7 +54,8 @@ std::set<std::string> documented(const std::string& doc, std::string_view header
             for (std::size_t open = cell.find('`'); open != std::string::npos;
                  open = cell.find('`', open + 1)) {
                 const std::size_t close = cell.find('`', open + 1);
-                out.insert(section + "." + cell.substr(open + 1, close - open - 1));
+                const std::string name = cell.substr(open + 1, close - open - 1);
+                out.insert(section.empty() ? name : section + "." + name);
                 open = close;
             }
         } else if (line.rfind("|", 0) != 0) {
@@ -58,13 +65,17 @@ std::set<std::string> documented(const std::string& doc, std::string_view header
     return out;
 }
 
-// Whether the document sets the dotted `path` (const access: yaml-cpp adds no nodes).
+// Whether the document sets the dotted `path` (const access: yaml-cpp adds no nodes; a missing
+// key gives an invalid node, which only IsDefined() may ask).
 bool is_set(const YAML::Node& node, std::string_view path) {
     const std::size_t dot = path.find('.');
     const YAML::Node child = node[std::string(path.substr(0, dot))];
     if (dot == std::string_view::npos) return child.IsDefined();
-    return child.IsMap() && is_set(child, path.substr(dot + 1));
+    return child.IsDefined() && child.IsMap() && is_set(child, path.substr(dot + 1));
 }
+
+// The fixtures that set every key between them: the WAL's and the poller's keys exclude each other.
+const char* const kFullFixtures[] = {"/config/full.yaml", "/config/full_poll.yaml"};
 
 // "outbox.tables" for outbox.table.
 std::string dotted_list_form(const Key& key) {
@@ -121,18 +132,22 @@ TEST_CASE("config keys: the key table and the docs' key tables list the same key
     }
 }
 
-TEST_CASE("config keys: the full fixture sets every key, so the round-trip test covers it") {
-    const YAML::Node full = YAML::LoadFile(OUTBOX_FIXTURE_DIR "/config/full.yaml");
+TEST_CASE("config keys: the full fixtures (WAL, poll) set every key, so the round-trip tests cover it") {
+    std::vector<YAML::Node> fixtures;
+    for (const char* name : kFullFixtures) fixtures.push_back(YAML::LoadFile(OUTBOX_FIXTURE_DIR + std::string(name)));
     for (const Key& key : keys()) {
         CAPTURE(key.path);
-        const bool set =
-            is_set(full, key.path) || (!key.list_form.empty() && is_set(full, dotted_list_form(key)));
+        bool set = false;
+        for (const YAML::Node& full : fixtures) {
+            set = set || is_set(full, key.path) || (!key.list_form.empty() && is_set(full, dotted_list_form(key)));
+        }
         CHECK(set);
     }
 }
 
 TEST_CASE("config keys: describe() shows every key, on its own line or on the line it names") {
-    const std::string text = describe(load_config_file(OUTBOX_FIXTURE_DIR "/config/full.yaml"));
+    std::string text;
+    for (const char* name : kFullFixtures) text += describe(load_config_file(OUTBOX_FIXTURE_DIR + std::string(name)));
     const auto top_section = [](std::string_view path) { return path.substr(0, path.find('.')); };
     for (const Key& key : keys()) {
         CAPTURE(key.path);
@@ -140,7 +155,8 @@ TEST_CASE("config keys: describe() shows every key, on its own line or on the li
         if (own_line) {
             CHECK(key.shown_with.empty());
             const std::string label(key.label.empty() ? key.name() : key.label);
-            CHECK(text.find("\n  " + label + ":") != std::string::npos);
+            const std::string indent = key.section().empty() ? "" : "  ";
+            CHECK(text.find("\n" + indent + label + ":") != std::string::npos);
             continue;
         }
         const Key* line = find_key(key.shown_with);
@@ -161,6 +177,8 @@ TEST_CASE("config keys: an empty file names every required key") {
 }
 
 TEST_CASE("config enums: every name round-trips through parsing, to_string and the loader") {
+    check_names_round_trip<Source>();
+    check_names_round_trip<AfterPublish>();
     check_names_round_trip<OnInvalid>();
     check_names_round_trip<LogLevel>();
     check_names_round_trip<LogFormat>();

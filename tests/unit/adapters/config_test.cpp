@@ -189,6 +189,84 @@ TEST_CASE("config: a full file round-trips every key") {
     CHECK(c.log.format == LogFormat::Json);
 }
 
+TEST_CASE("config: a full poll file round-trips every poll key") {
+    const Config c = load_config_file(fixtures() + "/full_poll.yaml");
+    CHECK(c.source == Source::Poll);
+    CHECK(c.outbox.tables == std::vector<TableName>{{"billing", "outbox"}});
+    CHECK(c.outbox.columns.id == "event_id");
+    CHECK(c.poll.interval == 750ms);
+    CHECK(c.poll.batch_size == 500);
+    CHECK(c.poll.order_by == "seq");
+    CHECK(c.poll.after_publish == AfterPublish::Mark);
+    CHECK(c.poll.published_column == "published_at");
+    const std::string text = describe(c);
+    CAPTURE(text);
+    CHECK(text.find("\nsource: poll\n") != std::string::npos);
+    CHECK(text.find("\npoll:\n  interval: 750ms\n  batch_size: 500\n  order_by: seq\n  after_publish: mark (sets "
+                    "published_at)\n") != std::string::npos);
+}
+
+TEST_CASE("config: source: poll defaults, and the keys each source refuses, naming key and line") {
+    const std::string head = "postgres:\n  dsn: x=y\noutbox:\n  table: t\nkafka:\n  bootstrap_servers: k:1\n";
+    SUBCASE("defaults") {
+        const Config wal = load_config_string(head, "t");
+        CHECK(wal.source == Source::Wal);
+        const Config c = load_config_string("source: poll\n" + head, "t");
+        CHECK(c.source == Source::Poll);
+        CHECK(c.poll.order_by == "id");
+        CHECK(c.poll.interval == 200ms);
+        CHECK(c.poll.batch_size == 1000);
+        CHECK(c.poll.after_publish == AfterPublish::Delete);
+        CHECK(c.poll.published_column.empty());
+    }
+    SUBCASE("poll keys with source: wal") {
+        const std::string error = load_error(head + "poll:\n  interval: 1s\n  order_by: seq\n");
+        CHECK(error == "config.yaml:8: poll.interval: only used with source: poll (source is wal)\n"
+                       "config.yaml:9: poll.order_by: only used with source: poll (source is wal)");
+    }
+    SUBCASE("WAL-only keys with source: poll") {
+        const std::string error = load_error(
+            "source: poll\npostgres:\n  dsn: x=y\n  slot: s\n  state_file: /x\noutbox:\n  table: t\n  "
+            "on_update: warn\n  messages: {prefix: outbox}\nkafka:\n  bootstrap_servers: k:1\npoll:\n  "
+            "order_by: seq\n");
+        CHECK(error ==
+              "config.yaml:4: postgres.slot: only used with source: wal (logical replication); remove it for "
+              "source: poll\n"
+              "config.yaml:5: postgres.state_file: only used with source: wal (logical replication); remove it "
+              "for source: poll\n"
+              "config.yaml:8: outbox.on_update: only used with source: wal (logical replication); remove it for "
+              "source: poll\n"
+              "config.yaml:9: outbox.messages: only used with source: wal (logical replication); remove it for "
+              "source: poll");
+    }
+    SUBCASE("batch_size bounded by the in-flight limit, also when left at its default") {
+        CHECK(load_error("source: poll\n" + head + "limits: {max_inflight_events: 100}\n") ==
+              "config.yaml:1: poll.batch_size: must be at most limits.max_inflight_events (100), got 1000: a "
+              "batch is published whole before its rows are deleted");
+        CHECK(load_error("source: poll\n" + head +
+                         "limits: {max_inflight_events: 100}\npoll:\n  order_by: seq\n  batch_size: 101\n") ==
+              "config.yaml:11: poll.batch_size: must be at most limits.max_inflight_events (100), got 101: a "
+              "batch is published whole before its rows are deleted");
+    }
+    SUBCASE("mark needs published_column, which means nothing otherwise") {
+        CHECK(load_error("source: poll\n" + head + "poll:\n  order_by: seq\n  after_publish: mark\n") ==
+              "config.yaml:10: poll.after_publish: poll.after_publish is mark, but poll.published_column names "
+              "no column");
+        CHECK(load_error("source: poll\n" + head + "poll:\n  order_by: seq\n  published_column: p\n") ==
+              "config.yaml:10: poll.published_column: poll.published_column is set, but poll.after_publish is "
+              "not mark (it would be ignored)");
+    }
+    SUBCASE("one table") {
+        CHECK(load_error("source: poll\npostgres: {dsn: x=y}\noutbox:\n  tables: [a, b]\nkafka: "
+                         "{bootstrap_servers: k:1}\npoll: {order_by: seq}\n") ==
+              "config.yaml:4: outbox.tables: source: poll polls one table; run one relay per table");
+    }
+    SUBCASE("an unknown source") {
+        CHECK(load_error("source: logical\n" + head) ==
+              "config.yaml:1: source: expected one of wal, poll, got \"logical\"");
+    }
+}
+
 TEST_CASE("config: defaults when keys are omitted") {
     const Config c = load_config_string(minimal(), "minimal.yaml");
     CHECK(c.origin == "minimal.yaml");
