@@ -292,6 +292,24 @@ std::string Connection::error_message() const {
     return msg;
 }
 
+ServerError statement_failure(PGconn* conn, const PGresult* result, std::string_view what) {
+    std::string sqlstate;
+    std::string message;
+    if (result != nullptr) {
+        if (const char* s = PQresultErrorField(result, PG_DIAG_SQLSTATE)) sqlstate = s;
+        message = PQresultErrorMessage(result);
+    }
+    if (message.empty()) message = PQerrorMessage(conn);
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    ErrorKind kind = sqlstate.empty() ? ErrorKind::Transient : classify_sqlstate(sqlstate);
+    if (sqlstate.empty() && PQstatus(conn) == CONNECTION_OK) kind = ErrorKind::Fatal;
+    const std::string prefix = what.empty() ? std::string("query failed") : std::string(what);
+    return ServerError(
+        kind,
+        fmt::format("{}: {}{}", prefix, message, sqlstate.empty() ? "" : " (SQLSTATE " + sqlstate + ")"),
+        sqlstate);
+}
+
 ResultHandle Connection::check(PGresult* res, std::string_view what) {
     ResultHandle result(res);
     const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
@@ -299,21 +317,7 @@ ResultHandle Connection::check(PGresult* res, std::string_view what) {
         status == PGRES_COPY_OUT || status == PGRES_COPY_IN || status == PGRES_EMPTY_QUERY) {
         return result;
     }
-    std::string sqlstate;
-    std::string message;
-    if (result) {
-        if (const char* s = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE)) sqlstate = s;
-        message = PQresultErrorMessage(result.get());
-    }
-    if (message.empty()) message = error_message();
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-    ErrorKind kind = sqlstate.empty() ? ErrorKind::Transient : classify_sqlstate(sqlstate);
-    if (sqlstate.empty() && PQstatus(conn_.get()) == CONNECTION_OK) kind = ErrorKind::Fatal;
-    const std::string prefix = what.empty() ? std::string("query failed") : std::string(what);
-    throw ServerError(
-        kind,
-        fmt::format("{}: {}{}", prefix, message, sqlstate.empty() ? "" : " (SQLSTATE " + sqlstate + ")"),
-        sqlstate);
+    throw statement_failure(conn_.get(), result.get(), what);
 }
 
 ResultHandle Connection::exec(const std::string& sql, std::string_view what) {

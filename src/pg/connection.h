@@ -50,6 +50,11 @@ Error connection_failure(const std::string& libpq_message, const std::string& co
 // privilege/undefined-object classes need the operator.
 ErrorKind classify_sqlstate(std::string_view sqlstate) noexcept;
 
+// The error for a failed statement: `result` (nullptr when none came back) on `conn`, prefixed
+// with `what` ("query failed" when empty). Its kind follows the SQLSTATE; without one, Transient
+// when the connection is gone, else Fatal.
+ServerError statement_failure(PGconn* conn, const PGresult* result, std::string_view what);
+
 enum class ReplicationMode { None, Database };
 
 // Which server of a multi-host DSN (host=a,b) a connection may settle on. Primary adds
