@@ -19,6 +19,11 @@ pg::ReplicationOptions replication_options(const config::Config& c) {
     }
     for (const auto& header : c.outbox.headers)
         o.required_columns.emplace_back(header.column, "outbox.headers");
+    if (c.source == config::Source::Poll) {
+        o.required_columns.emplace_back(c.poll.order_by, "poll.order_by");
+        if (c.poll.after_publish == config::AfterPublish::Mark)
+            o.required_columns.emplace_back(c.poll.published_column, "poll.published_column");
+    }
     o.create_slot = c.postgres.create_slot;
     o.create_publication = c.postgres.create_publication;
     o.publish_updates = c.outbox.on_update != outbox::OperationPolicy::Ignore;
@@ -42,6 +47,29 @@ kafka::PublisherOptions publisher_options(const config::Config& c) {
 
 relay::PipelineOptions pipeline_options(const config::Config& c) {
     return relay::PipelineOptions{c.outbox, c.limits.max_inflight_events, c.limits.max_inflight_bytes};
+}
+
+pg::PollOptions poll_options(const config::Config& c) {
+    pg::PollOptions o;
+    if (!c.outbox.tables.empty()) o.table = c.outbox.tables.front();
+    o.id_column = c.outbox.columns.id;
+    const ColumnRoles& roles = c.outbox.columns;
+    const auto add = [&o](const std::string& column, const char* key) {
+        for (const auto& [known, _] : o.columns) {
+            if (known == column) return;
+        }
+        o.columns.emplace_back(column, key);
+    };
+    add(roles.id, "outbox.columns.id");
+    add(roles.aggregate_type, "outbox.columns.aggregate_type");
+    add(roles.aggregate_id, "outbox.columns.aggregate_id");
+    add(roles.payload, "outbox.columns.payload");
+    if (c.outbox.timestamp == outbox::TimestampSource::Column) add(roles.timestamp, "outbox.columns.timestamp");
+    for (const auto& header : c.outbox.headers) add(header.column, "outbox.headers");
+    o.order_by = c.poll.order_by;
+    if (c.poll.after_publish == config::AfterPublish::Mark) o.published_column = c.poll.published_column;
+    o.batch_size = c.poll.batch_size;
+    return o;
 }
 
 }  // namespace outbox::app

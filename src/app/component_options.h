@@ -4,6 +4,7 @@
 
 #include "config/config.h"
 #include "kafka/publisher.h"
+#include "pg/poll_source.h"
 #include "pg/replication_stream.h"
 #include "relay/pipeline.h"
 
@@ -13,5 +14,8 @@ namespace outbox::app {
 pg::ReplicationOptions replication_options(const config::Config& c);
 kafka::PublisherOptions publisher_options(const config::Config& c);
 relay::PipelineOptions pipeline_options(const config::Config& c);
+// source: poll. The start-up checks are replication_options()' require_tables/require_columns
+// (with poll.order_by and poll.published_column among the required columns) plus pg/poll_source.h.
+pg::PollOptions poll_options(const config::Config& c);
 
 }  // namespace outbox::app

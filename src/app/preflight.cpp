@@ -13,6 +13,7 @@
 #include "kafka/cluster_probe.h"
 #include "kafka/publisher.h"
 #include "pg/connection.h"
+#include "pg/poll_source.h"
 #include "pg/setup.h"
 
 namespace outbox::app {
@@ -70,6 +71,63 @@ private:
     throw Error(ErrorKind::Config, std::move(text));
 }
 
+// source: poll: what the poller needs of the table, instead of wal_level, REPLICATION, the
+// publication and the slot.
+void poll_checks(Checklist& list, const config::Config& config, pg::Connection& conn,
+                 const pg::ReplicationOptions& options) {
+    const pg::PollOptions poll = poll_options(config);
+    list.run("postgres.role", [&] {
+        return Finding{fmt::format("{} (source: poll needs no REPLICATION attribute)",
+                                   conn.query_value("SELECT current_user").value_or("?"))};
+    });
+    list.run("outbox.tables", [&] {
+        pg::require_tables(conn, options.tables);
+        return Finding{poll.table.qualified()};
+    });
+    list.run("outbox.columns", [&] {
+        pg::require_columns(conn, options);
+        pg::require_poll_columns(conn, poll);
+        return Finding{fmt::format("all {} configured columns present{}", options.required_columns.size(),
+                                   poll.published_column.empty() ? "; the id is NOT NULL"
+                                                                 : "; the id is NOT NULL, " + poll.published_column +
+                                                                       " a nullable timestamp")};
+    });
+    list.run("poll.privileges", [&] {
+        pg::require_poll_privileges(conn, poll);
+        return Finding{poll.published_column.empty()
+                           ? "SELECT, UPDATE for row locks, DELETE"
+                           : "SELECT, UPDATE of " + poll.published_column + " (marks and row locks)"};
+    });
+    std::optional<pg::PollTable> table;
+    list.run("poll.table", [&] {
+        table = pg::inspect_poll_table(conn, poll);
+        const std::string timestamps =
+            table->commit_timestamps
+                ? "track_commit_timestamp on: events carry their rows' commit time"
+                : "track_commit_timestamp off: commit time, latency and lag count from the poll that finds a row";
+        if (!table->warnings.empty()) {
+            std::string text;
+            for (const auto& w : table->warnings) text += w + "; ";
+            return Finding{text + timestamps, true};
+        }
+        return Finding{"indexes on " + poll.order_by + " and " + poll.id_column + "; " + timestamps,
+                       !table->commit_timestamps};
+    });
+    if (!table) {
+        list.skip("poll.lock", "the table could not be inspected");
+        return;
+    }
+    list.run("poll.lock", [&] {
+        if (const auto holder = pg::poll_lock_holder(conn, table->oid)) {
+            return Finding{fmt::format("held by backend pid {}: another relay polls {}; this one would wait as a "
+                                       "standby",
+                                       *holder, poll.table.qualified()),
+                           true};
+        }
+        return Finding{fmt::format("free (advisory lock ({}, {}))", pg::kPollLockClass, table->oid)};
+    });
+}
+
 }  // namespace
 
 int run_preflight(const config::Config& config, const std::string& config_path, std::FILE* out) {
@@ -81,8 +139,10 @@ int run_preflight(const config::Config& config, const std::string& config_path, 
         if (config.kafka.properties.empty()) return Finding{"none set; the relay's own are valid"};
         return Finding{fmt::format("librdkafka accepts all {}", config.kafka.properties.size())};
     });
+    const bool polling = config.source == config::Source::Poll;
     std::optional<StateFile> state;
-    list.run("state_file", [&] {
+    if (polling) list.skip("state_file", "not used with source: poll");
+    if (!polling) list.run("state_file", [&] {
         const auto path = config::state_file_path(config.postgres);
         if (!path) {
             return Finding{
@@ -119,6 +179,10 @@ int run_preflight(const config::Config& config, const std::string& config_path, 
             }
             return Finding{"supported (14 and later)"};
         });
+    }
+    if (conn && polling) {
+        poll_checks(list, config, *conn, options);
+    } else if (conn) {
         list.run("postgres.wal_level", [&] {
             pg::require_logical_wal_level(*conn);
             return Finding{"logical"};
@@ -267,6 +331,11 @@ int run_preflight(const config::Config& config, const std::string& config_path, 
             return Finding{fmt::format("system {}, timeline {}, database {}", identity.system_id,
                                        identity.timeline, identity.database)};
         });
+    } else if (polling) {
+        for (const char* name : {"postgres.primary", "postgres.version", "postgres.role", "outbox.tables",
+                                 "outbox.columns", "poll.privileges", "poll.table", "poll.lock"}) {
+            list.skip(name, "no connection");
+        }
     } else {
         for (const char* name :
              {"postgres.primary", "postgres.version", "postgres.wal_level", "postgres.role", "outbox.tables",

@@ -21,6 +21,16 @@ void ProgressLog::maybe_log(const RelayStats& stats, bool force) {
     const double rate = last_ == Clock::time_point{} || secs <= 0
                             ? 0.0
                             : static_cast<double>(stats.events_published - last_events_) / secs;
+    if (stats.polling) {
+        spdlog::info("published {} events ({:.0f}/s), {} dead-lettered, {} batches; backlog {} rows",
+                     stats.events_published, rate, stats.events_dead_lettered, stats.batches,
+                     stats.backlog_rows);
+        notifier_.status(fmt::format("polling; {} events published ({:.0f}/s); backlog {} rows",
+                                     stats.events_published, rate, stats.backlog_rows));
+        last_ = now;
+        last_events_ = stats.events_published;
+        return;
+    }
     const std::uint64_t lag = bytes_between(stats.confirmed, stats.server_wal_end);
     spdlog::info(
         "published {} events ({:.0f}/s), {} dead-lettered, {} transactions; confirmed {}, lag {} bytes",

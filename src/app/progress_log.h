@@ -17,6 +17,10 @@ struct RelayStats {
     Lsn confirmed;  // what this process last confirmed (0/0 before the first session streamed)
     Lsn received;
     Lsn server_wal_end;
+    // source: poll: batches committed (their rows deleted or marked) and the last backlog count.
+    bool polling = false;
+    std::uint64_t batches = 0;
+    std::uint64_t backlog_rows = 0;
 };
 
 // A progress line every 10 s while events flow (and the systemd STATUS= text with it).

@@ -8,6 +8,7 @@
 
 #include "app/component_options.h"
 #include "app/logging.h"
+#include "app/poll_session.h"
 #include "app/session.h"
 #include "common/version.h"
 #include "pg/connection.h"
@@ -27,6 +28,20 @@ constexpr const char* kSlotActiveSqlstate = "55006";
 // start), but it was not a clean drain (EX_TEMPFAIL; docs/operations.md, "Exit codes").
 constexpr int kExitUnacknowledged = 75;
 
+// Runs one session of `Kind` (Session: the WAL; PollSession: the poller) to its end; when it
+// throws, says first whether it made progress and got as far as streaming (polling).
+template <class Kind>
+Session::End run_session(const SessionContext& context, bool& made_progress, bool& streamed) {
+    Kind session(context);
+    try {
+        return session.run();
+    } catch (const Error&) {
+        made_progress = session.made_progress();
+        streamed = session.streamed();
+        throw;
+    }
+}
+
 }  // namespace
 
 Supervisor::Supervisor(config::Config config, std::string config_path, int signal_fd)
@@ -36,7 +51,12 @@ Supervisor::Supervisor(config::Config config, std::string config_path, int signa
       signals_(
           signal_fd, [this] { reload(); }, [this] { notifier_.stopping(); }),
       progress_(notifier_) {
-    set_process_log_fields({{"slot", config_.postgres.slot}});
+    if (polling()) {
+        const std::string table = config_.outbox.tables.empty() ? "" : config_.outbox.tables.front().qualified();
+        set_process_log_fields({{"table", table}});
+    } else {
+        set_process_log_fields({{"slot", config_.postgres.slot}});
+    }
     // What can be checked without a connection, before anything is created.
     kafka::check_properties(publisher_options(config_));
     if (config_.metrics.enabled) {
@@ -47,7 +67,9 @@ Supervisor::Supervisor(config::Config config, std::string config_path, int signa
     }
     health_.last_turn_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
-    if (const auto path = config::state_file_path(config_.postgres)) {
+    if (polling()) {
+        // The poller keeps no position of its own: the table's unpublished rows are its state.
+    } else if (const auto path = config::state_file_path(config_.postgres)) {
         state_.emplace(*path);
         state_->check_usable();  // a Config error (exit 78) before anything is created
         spdlog::info("state file {}", *path);
@@ -108,25 +130,29 @@ int Supervisor::run() {
         bool made_progress = false;
         bool streamed = false;
         try {
-            Session session({config_, signals_, notifier_, metrics_, health_, stats_, progress_,
-                             state_ ? &*state_ : nullptr});
-            Session::End end{};
-            try {
-                end = session.run();
-            } catch (const Error&) {
-                made_progress = session.made_progress();
-                streamed = session.streamed();
-                throw;
-            }
+            const SessionContext context{config_,         signals_, notifier_, metrics_, health_, stats_,
+                                         progress_,       state_ ? &*state_ : nullptr};
+            const Session::End end = config_.source == config::Source::Poll
+                                         ? run_session<PollSession>(context, made_progress, streamed)
+                                         : run_session<Session>(context, made_progress, streamed);
             switch (end) {
                 case Session::End::Stopped: return exit_code(ErrorKind::Config);
                 case Session::End::Unacknowledged:
-                    spdlog::warn("stopped with events unacknowledged; confirmed {}",
-                                 stats_.confirmed.to_string());
+                    if (polling()) {
+                        spdlog::warn("stopped with events unacknowledged; their rows were not deleted");
+                    } else {
+                        spdlog::warn("stopped with events unacknowledged; confirmed {}",
+                                     stats_.confirmed.to_string());
+                    }
                     return kExitUnacknowledged;
                 case Session::End::Shutdown: break;
             }
-            spdlog::info("stopped; confirmed {}", stats_.confirmed.to_string());
+            if (polling()) {
+                spdlog::info("stopped; every published row was {}",
+                             config_.poll.after_publish == config::AfterPublish::Mark ? "marked" : "deleted");
+            } else {
+                spdlog::info("stopped; confirmed {}", stats_.confirmed.to_string());
+            }
             return 0;
         } catch (const Error& e) {
             const LogFields fields{{"error_kind", std::string(to_string(e.kind()))}};
@@ -139,7 +165,8 @@ int Supervisor::run() {
                 if (metrics_.standby.Value() == 0) {
                     spdlog::info("standby: {}; retrying every {} s", e.what(),
                                  std::chrono::seconds(kStandbyRetry).count());
-                    notifier_.status("standby: replication slot is active in another instance");
+                    notifier_.status(polling() ? "standby: another instance polls the outbox table"
+                                               : "standby: replication slot is active in another instance");
                 }
                 metrics_.standby.Set(1);
                 notifier_.ready();  // a standby is a started service: do not hold `systemctl start`
@@ -162,9 +189,9 @@ int Supervisor::run() {
                 kBackoffInitial.count(), std::max<long>(kBackoffInitial.count(), backoff.count() * 3));
             backoff = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(dist(rng)), kBackoffMax);
             // Nothing to restart from when the session never streamed (no connection, no slot yet).
-            spdlog::error("{}; {} in {} ms", e.what(),
-                          streamed ? "restarting from the slot's confirmed position" : "retrying",
-                          backoff.count());
+            const char* restart = polling() ? "polling again (the batch was rolled back)"
+                                            : "restarting from the slot's confirmed position";
+            spdlog::error("{}; {} in {} ms", e.what(), streamed ? restart : "retrying", backoff.count());
             notifier_.status("reconnecting: " + std::string(e.what()));
             if (!wait(backoff)) return 0;
         }

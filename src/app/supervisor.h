@@ -33,6 +33,7 @@ private:
     // Keeps /healthz and the systemd watchdog fed while no session runs.
     void heartbeat();
     bool wait(std::chrono::milliseconds delay);  // false when a signal asked to stop
+    [[nodiscard]] bool polling() const noexcept { return config_.source == config::Source::Poll; }
 
     config::Config config_;
     std::string config_path_;

@@ -75,6 +75,17 @@ RelayMetrics::RelayMetrics(const std::string& version)
                     "(0 when none).")
               .Register(*registry_)
               .Add({})),
+      lag_rows(prometheus::BuildGauge()
+                   .Name("outbox_relay_lag_rows")
+                   .Help("source: poll: unpublished rows in the outbox table, counted every 5 s up to "
+                         "100001.")
+                   .Register(*registry_)
+                   .Add({})),
+      poll_rows(prometheus::BuildGauge()
+                    .Name("outbox_relay_poll_rows")
+                    .Help("source: poll: rows the last poll locked (poll.batch_size: a backlog).")
+                    .Register(*registry_)
+                    .Add({})),
       confirmed_commit_timestamp_seconds(
           prometheus::BuildGauge()
               .Name("outbox_relay_confirmed_commit_timestamp_seconds")

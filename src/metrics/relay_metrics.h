@@ -42,6 +42,8 @@ public:
     prometheus::Gauge& server_wal_end_lsn;
     prometheus::Gauge& lag_bytes;
     prometheus::Gauge& lag_seconds;
+    prometheus::Gauge& lag_rows;   // source: poll
+    prometheus::Gauge& poll_rows;  // source: poll
     prometheus::Gauge& confirmed_commit_timestamp_seconds;
     prometheus::Gauge& slot_safe_wal_size_bytes;
     prometheus::Histogram& commit_to_ack_seconds;

@@ -34,6 +34,9 @@ struct CheckOptions {
     std::string dead_letter_topic = "outbox.dead_letter";
     bool check_values = true;      // value == CommittedEvent::payload when that is not empty
     bool check_xids = true;        // outbox-xid == CommittedEvent::xid when that is not 0
+    // outbox-lsn constant within a transaction and growing along a key's commit order. false for
+    // source: poll, whose records carry outbox-lsn 0/0 (a polled row has no WAL position).
+    bool check_lsns = true;
     std::size_t max_examples = 5;  // problem lines kept per kind
     // Checkpoint: the slot never passes an event that was not yet acknowledged. For each sample,
     // every event whose outbox-lsn (commit record) is below `confirmed` must have been produced

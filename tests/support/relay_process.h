@@ -11,6 +11,8 @@ namespace outbox::test {
 
 // The line the relay logs when a session has started streaming: `streaming from slot "x" at X/Y`.
 inline constexpr const char* kStreamingLine = "streaming from slot";
+// The line of a source: poll session that holds its table's lock: `polling table t on ...`.
+inline constexpr const char* kPollingLine = "polling table";
 
 // The relay daemon as a real process, on a config file written into `run_dir`.
 class RelayProcess {

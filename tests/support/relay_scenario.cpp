@@ -21,9 +21,11 @@ std::string quoted(const std::string& text) {
 }  // namespace
 
 std::string RelayConfig::yaml() const {
-    std::string y = "postgres:\n  dsn: " + quoted(dsn) + "\n";
+    const bool wal = !polling();
+    std::string y = source ? "source: " + *source + "\n" : "";
+    y += "postgres:\n  dsn: " + quoted(dsn) + "\n";
     if (password_file) y += "  password_file: " + quoted(*password_file) + "\n";
-    if (status_interval) y += "  status_interval: " + std::to_string(status_interval->count()) + "ms\n";
+    if (status_interval && wal) y += "  status_interval: " + std::to_string(status_interval->count()) + "ms\n";
     if (create_publication)
         y += std::string("  create_publication: ") + (*create_publication ? "true\n" : "false\n");
     if (create_slot) y += std::string("  create_slot: ") + (*create_slot ? "true\n" : "false\n");
@@ -49,6 +51,15 @@ std::string RelayConfig::yaml() const {
         y += "  properties:\n";
         for (const auto& [key, value] : kafka_properties)
             y.append("    ").append(key).append(": ").append(value) += '\n';
+    }
+
+    if (polling() && (poll_order_by || poll_interval || poll_batch_size || after_publish || published_column)) {
+        y += "poll:\n";
+        if (poll_order_by) y += "  order_by: " + quoted(*poll_order_by) + "\n";
+        if (poll_interval) y += "  interval: " + std::to_string(poll_interval->count()) + "ms\n";
+        if (poll_batch_size) y += "  batch_size: " + std::to_string(*poll_batch_size) + "\n";
+        if (after_publish) y += "  after_publish: " + *after_publish + "\n";
+        if (published_column) y += "  published_column: " + quoted(*published_column) + "\n";
     }
 
     if (max_inflight_events || max_inflight_bytes) y += "limits:\n";
@@ -91,7 +102,7 @@ RelayProcess& RelayScenario::launch_relay(const RelayConfig& config, std::map<st
 
 RelayProcess& RelayScenario::streaming_relay(const RelayConfig& config) {
     RelayProcess& relay = launch_relay(config);
-    REQUIRE(relay.wait_streaming());
+    REQUIRE(relay.wait_for_log(config.started_line(), std::chrono::seconds(30)));
     return relay;
 }
 

@@ -30,6 +30,9 @@ namespace outbox::test {
 struct RelayConfig {
     enum class OnInvalid { DeadLetter, Stop };
 
+    // source: "wal" or "poll" (unset: the relay's default, wal). With "poll" the WAL-only keys
+    // below (status_interval, slot and state file settings) are left out of the file.
+    std::optional<std::string> source;
     // postgres
     std::string dsn;
     std::optional<std::string> password_file;
@@ -47,6 +50,12 @@ struct RelayConfig {
     std::optional<std::string> on_update;         // "ignore", "warn" or "stop"
     std::optional<std::string> on_delete;
     std::optional<std::string> messages_prefix;  // messages.prefix
+    // poll (written only with source: poll)
+    std::optional<std::string> poll_order_by;
+    std::optional<std::chrono::milliseconds> poll_interval;
+    std::optional<std::uint64_t> poll_batch_size;
+    std::optional<std::string> after_publish;     // "delete" or "mark"
+    std::optional<std::string> published_column;  // with "mark"
     // kafka
     std::string bootstrap_servers;
     std::vector<std::pair<std::string, std::string>> kafka_properties;  // written as plain scalars
@@ -60,6 +69,9 @@ struct RelayConfig {
     std::optional<std::string> log_format;  // "text" or "json"
 
     [[nodiscard]] std::string yaml() const;
+    [[nodiscard]] bool polling() const { return source == "poll"; }
+    // The log line of a started session: kStreamingLine, or kPollingLine with source: poll.
+    [[nodiscard]] const char* started_line() const { return polling() ? kPollingLine : kStreamingLine; }
 };
 
 // The slot the relay creates by default, and its confirmed_flush_lsn as text (no row: no slot).
@@ -98,7 +110,8 @@ public:
     // relay keeps its state file there.
     RelayProcess& launch_relay(const RelayConfig& config = {}, std::map<std::string, std::string> env = {},
                                const std::string& run_dir = {});
-    // launch_relay(), then REQUIREs that it streams from its slot within 30 s.
+    // launch_relay(), then REQUIREs that it streams from its slot (with source: poll, that it
+    // polls) within 30 s.
     RelayProcess& streaming_relay(const RelayConfig& config = {});
     // SIGTERM to every relay still running; CHECKs that each exits 0 (a clean stop).
     void stop_relays();
