@@ -64,7 +64,8 @@ pg::PollOptions poll_options(const config::Config& c) {
     add(roles.aggregate_type, "outbox.columns.aggregate_type");
     add(roles.aggregate_id, "outbox.columns.aggregate_id");
     add(roles.payload, "outbox.columns.payload");
-    if (c.outbox.timestamp == outbox::TimestampSource::Column) add(roles.timestamp, "outbox.columns.timestamp");
+    if (c.outbox.timestamp == outbox::TimestampSource::Column)
+        add(roles.timestamp, "outbox.columns.timestamp");
     for (const auto& header : c.outbox.headers) add(header.column, "outbox.headers");
     o.order_by = c.poll.order_by;
     if (c.poll.after_publish == config::AfterPublish::Mark) o.published_column = c.poll.published_column;

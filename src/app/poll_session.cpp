@@ -35,8 +35,8 @@ T parse_number(const char* text, int length, std::string_view what) {
     const auto [end, ec] = std::from_chars(text, text + length, value);
     if (ec != std::errc{} || end != text + length) {
         throw Error(ErrorKind::Protocol,
-                    fmt::format("PostgreSQL sent \"{}\" as {}", std::string_view(text, static_cast<std::size_t>(length)),
-                                what));
+                    fmt::format("PostgreSQL sent \"{}\" as {}",
+                                std::string_view(text, static_cast<std::size_t>(length)), what));
     }
     return value;
 }
@@ -67,12 +67,13 @@ void PollSession::start() {
     if (!pg::try_poll_lock(conn, table_.oid)) {
         const auto holder = pg::poll_lock_holder(conn, table_.oid);
         // 55006 (object in use), as for an active slot: the Supervisor waits as a standby.
-        throw pg::ServerError(ErrorKind::Transient,
-                              fmt::format("another instance polls outbox table {} (it holds the advisory lock "
-                                          "({}, {}){})",
-                                          options_.table.qualified(), pg::kPollLockClass, table_.oid,
-                                          holder ? ", backend pid " + *holder : ""),
-                              "55006");
+        throw pg::ServerError(
+            ErrorKind::Transient,
+            fmt::format("another instance polls outbox table {} (it holds the advisory lock "
+                        "({}, {}){})",
+                        options_.table.qualified(), pg::kPollLockClass, table_.oid,
+                        holder ? ", backend pid " + *holder : ""),
+            "55006");
     }
     for (const std::string& warning : table_.warnings) spdlog::warn("{}", warning);
     if (!table_.commit_timestamps) {
@@ -91,12 +92,11 @@ void PollSession::start() {
     polling_ = true;
     ctx_.notifier.ready();
     const LogFields fields{{"server", identity.address}};
-    spdlog::info(
-        "polling table {} on {} (PostgreSQL {}): up to {} rows by {} every {} ms, then {}; Kafka {}",
-        options_.table.qualified(), identity.address, pg::version_text(identity.server_version),
-        options_.batch_size, options_.order_by, config.poll.interval.count(),
-        options_.published_column.empty() ? "delete them" : "set " + options_.published_column,
-        config.kafka.bootstrap_servers);
+    spdlog::info("polling table {} on {} (PostgreSQL {}): up to {} rows by {} every {} ms, then {}; Kafka {}",
+                 options_.table.qualified(), identity.address, pg::version_text(identity.server_version),
+                 options_.batch_size, options_.order_by, config.poll.interval.count(),
+                 options_.published_column.empty() ? "delete them" : "set " + options_.published_column,
+                 config.kafka.bootstrap_servers);
 }
 
 Session::End PollSession::run() {
@@ -217,13 +217,14 @@ void PollSession::begin_batch() {
     relation_.name = options_.table.name;
     relation_.columns.clear();
     for (int c = 0; c < columns; ++c) {
-        relation_.columns.push_back({PQfname(res, c), static_cast<std::uint32_t>(PQftype(res, c)), PQfmod(res, c), false});
+        relation_.columns.push_back(
+            {PQfname(res, c), static_cast<std::uint32_t>(PQftype(res, c)), PQfmod(res, c), false});
     }
     tuple_.columns.resize(static_cast<std::size_t>(columns));
     newest_commit_us_ = 0;
     for (int r = 0; r < row_count_; ++r) {
-        const auto t = parse_number<std::int64_t>(PQgetvalue(res, r, columns + 1), PQgetlength(res, r, columns + 1),
-                                                  "a commit time");
+        const auto t = parse_number<std::int64_t>(PQgetvalue(res, r, columns + 1),
+                                                  PQgetlength(res, r, columns + 1), "a commit time");
         newest_commit_us_ = std::max(newest_commit_us_, t);
     }
     ctx_.metrics.poll_rows.Set(static_cast<double>(row_count_));
@@ -242,11 +243,12 @@ void PollSession::feed() {
                 value = {pgoutput::ColumnKind::Null, {}};
             } else {
                 value = {pgoutput::ColumnKind::Text,
-                         std::string_view(PQgetvalue(res, r, c), static_cast<std::size_t>(PQgetlength(res, r, c)))};
+                         std::string_view(PQgetvalue(res, r, c),
+                                          static_cast<std::size_t>(PQgetlength(res, r, c)))};
             }
         }
-        const auto xid = parse_number<std::uint32_t>(PQgetvalue(res, r, columns), PQgetlength(res, r, columns),
-                                                     "a transaction id");
+        const auto xid = parse_number<std::uint32_t>(PQgetvalue(res, r, columns),
+                                                     PQgetlength(res, r, columns), "a transaction id");
         const auto time = parse_number<std::int64_t>(PQgetvalue(res, r, columns + 1),
                                                      PQgetlength(res, r, columns + 1), "a commit time");
         // No WAL position: outbox-lsn is 0/0 (InvalidXLogRecPtr) for polled rows.
@@ -265,18 +267,21 @@ void PollSession::send_after_publish() {
         return;
     }
     const auto id_column = relation_.column_index(options_.id_column);
-    if (!id_column) throw Error(ErrorKind::Config, "the poll's result has no id column " + options_.id_column);
+    if (!id_column)
+        throw Error(ErrorKind::Config, "the poll's result has no id column " + options_.id_column);
     std::vector<std::string_view> ids;
     ids.reserve(static_cast<std::size_t>(row_count_));
     const int c = static_cast<int>(*id_column);
     for (int r = 0; r < row_count_; ++r) {
-        ids.emplace_back(PQgetvalue(rows_.get(), r, c), static_cast<std::size_t>(PQgetlength(rows_.get(), r, c)));
+        ids.emplace_back(PQgetvalue(rows_.get(), r, c),
+                         static_cast<std::size_t>(PQgetlength(rows_.get(), r, c)));
     }
     const std::string array = pg::array_text(ids);
     char* quoted = PQescapeLiteral(channel_->get(), array.c_str(), array.size());
     if (quoted == nullptr) {
         throw pg::ServerError(ErrorKind::Transient,
-                              "cannot quote the batch's ids: " + std::string(PQerrorMessage(channel_->get())), "");
+                              "cannot quote the batch's ids: " + std::string(PQerrorMessage(channel_->get())),
+                              "");
     }
     const std::string literal(quoted);
     PQfreemem(quoted);
@@ -314,7 +319,8 @@ Session::End PollSession::finish(Session::End end) {
     rows_.reset();
     if (end == Session::End::Stopped) {
         spdlog::critical(
-            "stopped by on_invalid: stop: {}; its batch was rolled back: the rows before it are published again "
+            "stopped by on_invalid: stop: {}; its batch was rolled back: the rows before it are published "
+            "again "
             "on the next start, nothing from it on was deleted",
             stop_reason.value_or("?"));
     } else if (open_batch) {
@@ -360,7 +366,8 @@ void PollSession::update_gauges(Clock::time_point now) {
 int PollSession::poll_timeout_ms(Clock::time_point now) const {
     auto timeout = std::chrono::milliseconds(1000);
     if (phase_ == Phase::Idle) {
-        timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(next_poll_ - now) + 1ms);
+        timeout =
+            std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(next_poll_ - now) + 1ms);
     }
     if (pipeline_->holding() || (phase_ == Phase::Feeding && !pipeline_->wants_input()) || drain_deadline_) {
         timeout = std::min<std::chrono::milliseconds>(timeout, kBusyWait);
@@ -368,7 +375,8 @@ int PollSession::poll_timeout_ms(Clock::time_point now) const {
     if (const auto wd = ctx_.notifier.next_watchdog()) {
         timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(*wd - now));
     }
-    return static_cast<int>(std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(1000)).count());
+    return static_cast<int>(
+        std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(1000)).count());
 }
 
 }  // namespace outbox::app

@@ -87,10 +87,11 @@ void poll_checks(Checklist& list, const config::Config& config, pg::Connection& 
     list.run("outbox.columns", [&] {
         pg::require_columns(conn, options);
         pg::require_poll_columns(conn, poll);
-        return Finding{fmt::format("all {} configured columns present{}", options.required_columns.size(),
-                                   poll.published_column.empty() ? "; the id is NOT NULL"
-                                                                 : "; the id is NOT NULL, " + poll.published_column +
-                                                                       " a nullable timestamp")};
+        return Finding{
+            fmt::format("all {} configured columns present{}", options.required_columns.size(),
+                        poll.published_column.empty()
+                            ? "; the id is NOT NULL"
+                            : "; the id is NOT NULL, " + poll.published_column + " a nullable timestamp")};
     });
     list.run("poll.privileges", [&] {
         pg::require_poll_privileges(conn, poll);
@@ -101,10 +102,10 @@ void poll_checks(Checklist& list, const config::Config& config, pg::Connection& 
     std::optional<pg::PollTable> table;
     list.run("poll.table", [&] {
         table = pg::inspect_poll_table(conn, poll);
-        const std::string timestamps =
-            table->commit_timestamps
-                ? "track_commit_timestamp on: events carry their rows' commit time"
-                : "track_commit_timestamp off: commit time, latency and lag count from the poll that finds a row";
+        const std::string timestamps = table->commit_timestamps
+                                           ? "track_commit_timestamp on: events carry their rows' commit time"
+                                           : "track_commit_timestamp off: commit time, latency and lag count "
+                                             "from the poll that finds a row";
         if (!table->warnings.empty()) {
             std::string text;
             for (const auto& w : table->warnings) text += w + "; ";
@@ -119,10 +120,11 @@ void poll_checks(Checklist& list, const config::Config& config, pg::Connection& 
     }
     list.run("poll.lock", [&] {
         if (const auto holder = pg::poll_lock_holder(conn, table->oid)) {
-            return Finding{fmt::format("held by backend pid {}: another relay polls {}; this one would wait as a "
-                                       "standby",
-                                       *holder, poll.table.qualified()),
-                           true};
+            return Finding{
+                fmt::format("held by backend pid {}: another relay polls {}; this one would wait as a "
+                            "standby",
+                            *holder, poll.table.qualified()),
+                true};
         }
         return Finding{fmt::format("free (advisory lock ({}, {}))", pg::kPollLockClass, table->oid)};
     });
@@ -142,18 +144,19 @@ int run_preflight(const config::Config& config, const std::string& config_path, 
     const bool polling = config.source == config::Source::Poll;
     std::optional<StateFile> state;
     if (polling) list.skip("state_file", "not used with source: poll");
-    if (!polling) list.run("state_file", [&] {
-        const auto path = config::state_file_path(config.postgres);
-        if (!path) {
-            return Finding{
-                "none: set postgres.state_file (or run with StateDirectory=) so that a lost slot "
-                "stops the relay instead of being recreated",
-                true};
-        }
-        state.emplace(*path);
-        const std::size_t slots = state->check_without_writing();
-        return Finding{fmt::format("{} ({} slot{} remembered)", *path, slots, slots == 1 ? "" : "s")};
-    });
+    if (!polling)
+        list.run("state_file", [&] {
+            const auto path = config::state_file_path(config.postgres);
+            if (!path) {
+                return Finding{
+                    "none: set postgres.state_file (or run with StateDirectory=) so that a lost slot "
+                    "stops the relay instead of being recreated",
+                    true};
+            }
+            state.emplace(*path);
+            const std::size_t slots = state->check_without_writing();
+            return Finding{fmt::format("{} ({} slot{} remembered)", *path, slots, slots == 1 ? "" : "s")};
+        });
 
     pg::ReplicationOptions options = replication_options(config);
     std::optional<pg::Connection> conn;

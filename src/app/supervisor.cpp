@@ -52,7 +52,8 @@ Supervisor::Supervisor(config::Config config, std::string config_path, int signa
           signal_fd, [this] { reload(); }, [this] { notifier_.stopping(); }),
       progress_(notifier_) {
     if (polling()) {
-        const std::string table = config_.outbox.tables.empty() ? "" : config_.outbox.tables.front().qualified();
+        const std::string table =
+            config_.outbox.tables.empty() ? "" : config_.outbox.tables.front().qualified();
         set_process_log_fields({{"table", table}});
     } else {
         set_process_log_fields({{"slot", config_.postgres.slot}});
@@ -130,8 +131,8 @@ int Supervisor::run() {
         bool made_progress = false;
         bool streamed = false;
         try {
-            const SessionContext context{config_,         signals_, notifier_, metrics_, health_, stats_,
-                                         progress_,       state_ ? &*state_ : nullptr};
+            const SessionContext context{config_, signals_, notifier_, metrics_,
+                                         health_, stats_,   progress_, state_ ? &*state_ : nullptr};
             const Session::End end = config_.source == config::Source::Poll
                                          ? run_session<PollSession>(context, made_progress, streamed)
                                          : run_session<Session>(context, made_progress, streamed);

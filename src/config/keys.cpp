@@ -314,9 +314,9 @@ void timestamp_column_given(const Config& config, const Section& outbox_section,
 // Keys that only mean something for logical replication: with source: poll they would be silently
 // unused (slot, publication) or promise what the poller cannot keep (logical messages, UPDATE and
 // DELETE policies).
-constexpr std::string_view kWalOnlyPostgresKeys[] = {"slot",        "publication",     "create_slot",
-                                                     "create_publication", "status_interval", "slot_failover",
-                                                     "state_file"};
+constexpr std::string_view kWalOnlyPostgresKeys[] = {
+    "slot",          "publication", "create_slot", "create_publication", "status_interval",
+    "slot_failover", "state_file"};
 constexpr std::string_view kWalOnlyOutboxKeys[] = {"messages", "on_update", "on_delete"};
 
 template <std::size_t N>

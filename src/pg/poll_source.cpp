@@ -28,7 +28,8 @@ std::string table_oid(Connection& conn, const TableName& table) {
         "SELECT c.oid::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
         "$1 AND c.relname = $2",
         {table.schema, table.name});
-    if (!oid) throw Error(ErrorKind::Config, fmt::format("outbox table {} does not exist", table.qualified()));
+    if (!oid)
+        throw Error(ErrorKind::Config, fmt::format("outbox table {} does not exist", table.qualified()));
     return *oid;
 }
 
@@ -46,12 +47,13 @@ std::string lock_key2(std::uint32_t table_oid) {
 void require_poll_columns(Connection& conn, const PollOptions& options) {
     const TableName& t = options.table;
     if (const auto id = column_facts(conn, t, options.id_column); id && !id->not_null) {
-        throw Error(ErrorKind::Config,
-                    fmt::format("outbox table {}: the id column \"{}\" may be NULL, but the poller deletes or "
-                                "marks published rows by id (a row without one would be published again and "
-                                "again); fix: ALTER TABLE {} ALTER COLUMN {} SET NOT NULL (or make it the "
-                                "primary key)",
-                                t.qualified(), options.id_column, t.quoted(), quote_identifier(options.id_column)));
+        throw Error(
+            ErrorKind::Config,
+            fmt::format("outbox table {}: the id column \"{}\" may be NULL, but the poller deletes or "
+                        "marks published rows by id (a row without one would be published again and "
+                        "again); fix: ALTER TABLE {} ALTER COLUMN {} SET NOT NULL (or make it the "
+                        "primary key)",
+                        t.qualified(), options.id_column, t.quoted(), quote_identifier(options.id_column)));
     }
     if (options.published_column.empty()) return;
     const auto published = column_facts(conn, t, options.published_column);
@@ -85,25 +87,28 @@ void require_poll_privileges(Connection& conn, const PollOptions& options) {
     if (!options.published_column.empty()) columns.push_back(options.published_column);
     std::string not_readable;
     for (const auto& column : columns) {
-        if (is_true(conn.query_value("SELECT has_column_privilege($1::oid, $2, 'SELECT')::text", {oid, column})))
+        if (is_true(
+                conn.query_value("SELECT has_column_privilege($1::oid, $2, 'SELECT')::text", {oid, column})))
             continue;
         if (not_readable.find(quote_identifier(column)) != std::string::npos) continue;
         not_readable += (not_readable.empty() ? "" : ", ") + quote_identifier(column);
     }
     if (!not_readable.empty()) {
-        throw Error(ErrorKind::Config, fmt::format("role {} may not read column(s) {} of outbox table {}; fix: "
-                                                   "GRANT SELECT ON {} TO {};",
-                                                   role, not_readable, t.qualified(), t.quoted(), grantee));
+        throw Error(ErrorKind::Config,
+                    fmt::format("role {} may not read column(s) {} of outbox table {}; fix: "
+                                "GRANT SELECT ON {} TO {};",
+                                role, not_readable, t.qualified(), t.quoted(), grantee));
     }
     if (!options.published_column.empty()) {
         if (!is_true(conn.query_value("SELECT has_column_privilege($1::oid, $2, 'UPDATE')::text",
                                       {oid, options.published_column}))) {
-            throw Error(ErrorKind::Config,
-                        fmt::format("role {} may not update column \"{}\" of outbox table {} (poll.after_publish: "
-                                    "mark sets it, and locking rows FOR UPDATE needs it); fix: GRANT UPDATE ({}) "
-                                    "ON {} TO {};",
-                                    role, options.published_column, t.qualified(),
-                                    quote_identifier(options.published_column), t.quoted(), grantee));
+            throw Error(
+                ErrorKind::Config,
+                fmt::format("role {} may not update column \"{}\" of outbox table {} (poll.after_publish: "
+                            "mark sets it, and locking rows FOR UPDATE needs it); fix: GRANT UPDATE ({}) "
+                            "ON {} TO {};",
+                            role, options.published_column, t.qualified(),
+                            quote_identifier(options.published_column), t.quoted(), grantee));
         }
         return;
     }
@@ -114,11 +119,12 @@ void require_poll_privileges(Connection& conn, const PollOptions& options) {
                                 role, t.qualified(), t.quoted(), grantee));
     }
     if (!is_true(conn.query_value("SELECT has_any_column_privilege($1::oid, 'UPDATE')::text", {oid}))) {
-        throw Error(ErrorKind::Config,
-                    fmt::format("role {} may not lock rows of outbox table {}: SELECT ... FOR UPDATE needs the "
-                                "UPDATE privilege on some column; fix: GRANT UPDATE ({}) ON {} TO {}; (the "
-                                "poller never updates it in delete mode)",
-                                role, t.qualified(), quote_identifier(options.id_column), t.quoted(), grantee));
+        throw Error(
+            ErrorKind::Config,
+            fmt::format("role {} may not lock rows of outbox table {}: SELECT ... FOR UPDATE needs the "
+                        "UPDATE privilege on some column; fix: GRANT UPDATE ({}) ON {} TO {}; (the "
+                        "poller never updates it in delete mode)",
+                        role, t.qualified(), quote_identifier(options.id_column), t.quoted(), grantee));
     }
 }
 
@@ -127,8 +133,9 @@ PollTable inspect_poll_table(Connection& conn, const PollOptions& options) {
     PollTable table;
     table.oid = static_cast<std::uint32_t>(std::stoul(table_oid(conn, t)));
     const auto id = column_facts(conn, t, options.id_column);
-    if (!id) throw Error(ErrorKind::Config, fmt::format("outbox table {} has no column \"{}\" (outbox.columns.id)",
-                                                        t.qualified(), options.id_column));
+    if (!id)
+        throw Error(ErrorKind::Config, fmt::format("outbox table {} has no column \"{}\" (outbox.columns.id)",
+                                                   t.qualified(), options.id_column));
     table.id_type = id->type;
     table.commit_timestamps = conn.query_value("SHOW track_commit_timestamp") == "on";
     const auto leading_index = [&](const std::string& column) {
@@ -140,8 +147,10 @@ PollTable inspect_poll_table(Connection& conn, const PollOptions& options) {
     if (const auto order = column_facts(conn, t, options.order_by); order && order->type == "uuid") {
         table.warnings.push_back(fmt::format(
             "outbox table {}: poll.order_by \"{}\" is a uuid: rows are published in its order, which is the "
-            "insert order only for time-ordered UUIDs (v7); with random ones (gen_random_uuid()) events of one "
-            "key come out in random order; fix: ALTER TABLE {} ADD COLUMN seq bigserial, and poll.order_by: seq",
+            "insert order only for time-ordered UUIDs (v7); with random ones (gen_random_uuid()) events of "
+            "one "
+            "key come out in random order; fix: ALTER TABLE {} ADD COLUMN seq bigserial, and poll.order_by: "
+            "seq",
             t.qualified(), options.order_by, t.quoted()));
     }
     if (!leading_index(options.order_by)) {
@@ -157,8 +166,8 @@ PollTable inspect_poll_table(Connection& conn, const PollOptions& options) {
         table.warnings.push_back(fmt::format(
             "outbox table {} has no index that starts with its id column \"{}\": every batch's {} scans the "
             "whole table; add a primary key or CREATE INDEX ON {} ({})",
-            t.qualified(), options.id_column, options.published_column.empty() ? "DELETE" : "UPDATE", t.quoted(),
-            quote_identifier(options.id_column)));
+            t.qualified(), options.id_column, options.published_column.empty() ? "DELETE" : "UPDATE",
+            t.quoted(), quote_identifier(options.id_column)));
     }
     return table;
 }
@@ -170,19 +179,21 @@ bool try_poll_lock(Connection& conn, std::uint32_t table_oid) {
 
 std::optional<std::string> poll_lock_holder(Connection& conn, std::uint32_t table_oid) {
     return conn.query_value(
-        "SELECT pid::text FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database "
+        "SELECT pid::text FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM "
+        "pg_database "
         "WHERE datname = current_database()) AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND "
         "objsubid = 2 AND granted LIMIT 1",
         {std::to_string(kPollLockClass), std::to_string(table_oid)});
 }
 
 std::string poll_sql(const PollOptions& options, const PollTable& table, bool count_backlog) {
-    const std::string where =
-        options.published_column.empty() ? "" : " WHERE " + quote_identifier(options.published_column) + " IS NULL";
+    const std::string where = options.published_column.empty()
+                                  ? ""
+                                  : " WHERE " + quote_identifier(options.published_column) + " IS NULL";
     std::string sql = "BEGIN; ";
     if (count_backlog) {
-        sql += fmt::format("SELECT count(*) FROM (SELECT 1 FROM {}{} LIMIT {}) backlog; ", options.table.quoted(),
-                           where, kBacklogCountLimit + 1);
+        sql += fmt::format("SELECT count(*) FROM (SELECT 1 FROM {}{} LIMIT {}) backlog; ",
+                           options.table.quoted(), where, kBacklogCountLimit + 1);
     }
     sql += "SELECT ";
     for (const auto& [column, key] : options.columns) sql += quote_identifier(column) + ", ";
@@ -192,8 +203,8 @@ std::string poll_sql(const PollOptions& options, const PollTable& table, bool co
     sql += table.commit_timestamps
                ? "(extract(epoch FROM coalesce(pg_xact_commit_timestamp(xmin), now())) * 1000000)::bigint"
                : "(extract(epoch FROM now()) * 1000000)::bigint";
-    sql += fmt::format(" FROM {}{} ORDER BY {} LIMIT {} FOR UPDATE SKIP LOCKED", options.table.quoted(), where,
-                       quote_identifier(options.order_by), options.batch_size);
+    sql += fmt::format(" FROM {}{} ORDER BY {} LIMIT {} FOR UPDATE SKIP LOCKED", options.table.quoted(),
+                       where, quote_identifier(options.order_by), options.batch_size);
     return sql;
 }
 
@@ -211,7 +222,8 @@ std::string array_text(const std::vector<std::string_view>& values) {
     return out + "}";
 }
 
-std::string after_publish_sql(const PollOptions& options, const PollTable& table, const std::string& quoted_ids) {
+std::string after_publish_sql(const PollOptions& options, const PollTable& table,
+                              const std::string& quoted_ids) {
     // The cast to the id column's own type lets the index on it find the rows.
     const std::string match =
         fmt::format("{} = ANY({}::{}[])", quote_identifier(options.id_column), quoted_ids, table.id_type);

@@ -76,6 +76,7 @@ std::string poll_sql(const PollOptions& options, const PollTable& table, bool co
 std::string array_text(const std::vector<std::string_view>& values);
 // "DELETE ...; COMMIT" (or UPDATE ... SET published = now()) for the rows whose ids are in
 // `quoted_ids`, the SQL literal of array_text(ids) (PQescapeLiteral).
-std::string after_publish_sql(const PollOptions& options, const PollTable& table, const std::string& quoted_ids);
+std::string after_publish_sql(const PollOptions& options, const PollTable& table,
+                              const std::string& quoted_ids);
 
 }  // namespace outbox::pg

@@ -8,10 +8,9 @@ namespace outbox::pg {
 
 QueryChannel::QueryChannel(Connection conn) : conn_(std::move(conn)) {
     if (PQsetnonblocking(conn_.get(), 1) != 0) {
-        throw ServerError(ErrorKind::Transient,
-                          "cannot switch the PostgreSQL connection to non-blocking mode: " +
-                              conn_.error_message(),
-                          "");
+        throw ServerError(
+            ErrorKind::Transient,
+            "cannot switch the PostgreSQL connection to non-blocking mode: " + conn_.error_message(), "");
     }
     PQsetNoticeReceiver(conn_.get(), &QueryChannel::on_notice, this);
 }

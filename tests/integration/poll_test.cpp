@@ -94,16 +94,19 @@ TEST_CASE("poll: rows flow to Kafka in key order with the inserting transaction'
 TEST_CASE("poll: after_publish mark sets published_column on every published row and keeps the rows") {
     PollStack s(true);
     RelayProcess& relay = s.streaming_relay(mark_config());
-    Workload workload(s.pg, WorkloadOptions{.sessions = 2, .target_events = 1500, .aggregates = 20, .seed = 1302});
+    Workload workload(s.pg,
+                      WorkloadOptions{.sessions = 2, .target_events = 1500, .aggregates = 20, .seed = 1302});
     workload.run_to_completion();
     const Outcome out = finish_poll(s, workload, "mark mode, 1,500 events");
     CHECK(out.verdict.duplicates == 0);
     CHECK(s.value("SELECT count(*) FROM outbox") == std::optional<std::string>("1500"));
-    CHECK(s.value("SELECT count(*) FROM outbox WHERE published_at IS NULL") == std::optional<std::string>("0"));
+    CHECK(s.value("SELECT count(*) FROM outbox WHERE published_at IS NULL") ==
+          std::optional<std::string>("0"));
     CHECK(contains(relay.log(), "stopped; every published row was marked"));
 }
 
-TEST_CASE("poll: kill -9 at random points during load, ten times: zero loss, duplicates at most a batch per kill") {
+TEST_CASE(
+    "poll: kill -9 at random points during load, ten times: zero loss, duplicates at most a batch per kill") {
     PollStack s;
     RelayProcess& relay = s.streaming_relay(poll_config());
     WorkloadOptions load = steady_load(1303);
@@ -145,7 +148,9 @@ TEST_CASE("poll: PostgreSQL restart -m immediate during load: the open batch rol
     CHECK(verdict.duplicates <= kBatch);
 }
 
-TEST_CASE("poll: all brokers down longer than message.timeout.ms during load: no row is deleted, then nothing lost") {
+TEST_CASE(
+    "poll: all brokers down longer than message.timeout.ms during load: no row is deleted, then nothing "
+    "lost") {
     PollStack s;
     RelayProcess& relay =
         s.streaming_relay(poll_config({.kafka_properties = {{"message.timeout.ms", "2000"}}}));
@@ -172,7 +177,8 @@ TEST_CASE("poll: all brokers down longer than message.timeout.ms during load: no
     CHECK(verdict.lost == 0);
 }
 
-TEST_CASE("poll: two relays on one table: the second waits as standby and takes over after kill -9 of the first") {
+TEST_CASE(
+    "poll: two relays on one table: the second waits as standby and takes over after kill -9 of the first") {
     PollStack s;
     RelayProcess& first = s.streaming_relay(poll_config());
     const std::string standby_dir = s.pg.run_dir() + "/standby";
@@ -211,9 +217,9 @@ TEST_CASE(
         const std::string path = s.pg.run_dir() + "/" + name + ".yaml";
         std::ofstream(path) << s.config(config).yaml();
         std::string output;
-        const int rc = run_command(SpawnOptions{.argv = {relay_binary(), "--config", path, "--preflight"},
-                                                .stderr_path = "=stdout"},
-                                   &output, 60s);
+        const int rc = run_command(
+            SpawnOptions{.argv = {relay_binary(), "--config", path, "--preflight"}, .stderr_path = "=stdout"},
+            &output, 60s);
         MESSAGE("outbox-relay --preflight (" << name << "), exit " << rc << ":\n" << output);
         return std::make_pair(rc, output);
     };
@@ -236,14 +242,16 @@ TEST_CASE(
     CHECK_FALSE(contains(out, "wal_level"));
 
     RelayProcess& relay = s.streaming_relay(config);
-    s.pg.exec("INSERT INTO outbox (aggregatetype, aggregateid, type, payload) VALUES "
-              "('order', 'o-1', 'created', '{\"n\": 1}'), ('order', 'o-1', 'paid', '{\"n\": 2}')");
+    s.pg.exec(
+        "INSERT INTO outbox (aggregatetype, aggregateid, type, payload) VALUES "
+        "('order', 'o-1', 'created', '{\"n\": 1}'), ('order', 'o-1', 'paid', '{\"n\": 2}')");
     const auto records = s.wait_for_records("outbox.event.order", 2);
     REQUIRE(records.size() == 2);
     CHECK(records[0].value == "{\"n\": 1}");
     CHECK(records[1].value == "{\"n\": 2}");
     CHECK(wait_until(
-        [&] { return s.pg.query_value("SELECT count(*) FROM outbox WHERE published_at IS NULL") == "0"; }, 30s));
+        [&] { return s.pg.query_value("SELECT count(*) FROM outbox WHERE published_at IS NULL") == "0"; },
+        30s));
     CHECK(relay.terminate() == 0);
     s.check_nothing_created();
 }

@@ -32,8 +32,8 @@ struct CheckOptions {
     std::optional<Lsn> confirmed_at_fault;
     std::string topic_prefix = "outbox.event.";  // expected topic = prefix + aggregate type
     std::string dead_letter_topic = "outbox.dead_letter";
-    bool check_values = true;      // value == CommittedEvent::payload when that is not empty
-    bool check_xids = true;        // outbox-xid == CommittedEvent::xid when that is not 0
+    bool check_values = true;  // value == CommittedEvent::payload when that is not empty
+    bool check_xids = true;    // outbox-xid == CommittedEvent::xid when that is not 0
     // outbox-lsn constant within a transaction and growing along a key's commit order. false for
     // source: poll, whose records carry outbox-lsn 0/0 (a polled row has no WAL position).
     bool check_lsns = true;

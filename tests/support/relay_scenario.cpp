@@ -25,7 +25,8 @@ std::string RelayConfig::yaml() const {
     std::string y = source ? "source: " + *source + "\n" : "";
     y += "postgres:\n  dsn: " + quoted(dsn) + "\n";
     if (password_file) y += "  password_file: " + quoted(*password_file) + "\n";
-    if (status_interval && wal) y += "  status_interval: " + std::to_string(status_interval->count()) + "ms\n";
+    if (status_interval && wal)
+        y += "  status_interval: " + std::to_string(status_interval->count()) + "ms\n";
     if (create_publication)
         y += std::string("  create_publication: ") + (*create_publication ? "true\n" : "false\n");
     if (create_slot) y += std::string("  create_slot: ") + (*create_slot ? "true\n" : "false\n");
@@ -53,7 +54,8 @@ std::string RelayConfig::yaml() const {
             y.append("    ").append(key).append(": ").append(value) += '\n';
     }
 
-    if (polling() && (poll_order_by || poll_interval || poll_batch_size || after_publish || published_column)) {
+    if (polling() &&
+        (poll_order_by || poll_interval || poll_batch_size || after_publish || published_column)) {
         y += "poll:\n";
         if (poll_order_by) y += "  order_by: " + quoted(*poll_order_by) + "\n";
         if (poll_interval) y += "  interval: " + std::to_string(poll_interval->count()) + "ms\n";

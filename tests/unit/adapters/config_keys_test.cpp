@@ -134,12 +134,14 @@ TEST_CASE("config keys: the key table and the docs' key tables list the same key
 
 TEST_CASE("config keys: the full fixtures (WAL, poll) set every key, so the round-trip tests cover it") {
     std::vector<YAML::Node> fixtures;
-    for (const char* name : kFullFixtures) fixtures.push_back(YAML::LoadFile(OUTBOX_FIXTURE_DIR + std::string(name)));
+    for (const char* name : kFullFixtures)
+        fixtures.push_back(YAML::LoadFile(OUTBOX_FIXTURE_DIR + std::string(name)));
     for (const Key& key : keys()) {
         CAPTURE(key.path);
         bool set = false;
         for (const YAML::Node& full : fixtures) {
-            set = set || is_set(full, key.path) || (!key.list_form.empty() && is_set(full, dotted_list_form(key)));
+            set = set || is_set(full, key.path) ||
+                  (!key.list_form.empty() && is_set(full, dotted_list_form(key)));
         }
         CHECK(set);
     }
@@ -147,7 +149,8 @@ TEST_CASE("config keys: the full fixtures (WAL, poll) set every key, so the roun
 
 TEST_CASE("config keys: describe() shows every key, on its own line or on the line it names") {
     std::string text;
-    for (const char* name : kFullFixtures) text += describe(load_config_file(OUTBOX_FIXTURE_DIR + std::string(name)));
+    for (const char* name : kFullFixtures)
+        text += describe(load_config_file(OUTBOX_FIXTURE_DIR + std::string(name)));
     const auto top_section = [](std::string_view path) { return path.substr(0, path.find('.')); };
     for (const Key& key : keys()) {
         CAPTURE(key.path);

@@ -202,8 +202,9 @@ TEST_CASE("config: a full poll file round-trips every poll key") {
     const std::string text = describe(c);
     CAPTURE(text);
     CHECK(text.find("\nsource: poll\n") != std::string::npos);
-    CHECK(text.find("\npoll:\n  interval: 750ms\n  batch_size: 500\n  order_by: seq\n  after_publish: mark (sets "
-                    "published_at)\n") != std::string::npos);
+    CHECK(text.find(
+              "\npoll:\n  interval: 750ms\n  batch_size: 500\n  order_by: seq\n  after_publish: mark (sets "
+              "published_at)\n") != std::string::npos);
 }
 
 TEST_CASE("config: source: poll defaults, and the keys each source refuses, naming key and line") {
@@ -221,23 +222,26 @@ TEST_CASE("config: source: poll defaults, and the keys each source refuses, nami
     }
     SUBCASE("poll keys with source: wal") {
         const std::string error = load_error(head + "poll:\n  interval: 1s\n  order_by: seq\n");
-        CHECK(error == "config.yaml:8: poll.interval: only used with source: poll (source is wal)\n"
-                       "config.yaml:9: poll.order_by: only used with source: poll (source is wal)");
+        CHECK(error ==
+              "config.yaml:8: poll.interval: only used with source: poll (source is wal)\n"
+              "config.yaml:9: poll.order_by: only used with source: poll (source is wal)");
     }
     SUBCASE("WAL-only keys with source: poll") {
         const std::string error = load_error(
             "source: poll\npostgres:\n  dsn: x=y\n  slot: s\n  state_file: /x\noutbox:\n  table: t\n  "
             "on_update: warn\n  messages: {prefix: outbox}\nkafka:\n  bootstrap_servers: k:1\npoll:\n  "
             "order_by: seq\n");
-        CHECK(error ==
-              "config.yaml:4: postgres.slot: only used with source: wal (logical replication); remove it for "
-              "source: poll\n"
-              "config.yaml:5: postgres.state_file: only used with source: wal (logical replication); remove it "
-              "for source: poll\n"
-              "config.yaml:8: outbox.on_update: only used with source: wal (logical replication); remove it for "
-              "source: poll\n"
-              "config.yaml:9: outbox.messages: only used with source: wal (logical replication); remove it for "
-              "source: poll");
+        CHECK(
+            error ==
+            "config.yaml:4: postgres.slot: only used with source: wal (logical replication); remove it for "
+            "source: poll\n"
+            "config.yaml:5: postgres.state_file: only used with source: wal (logical replication); remove it "
+            "for source: poll\n"
+            "config.yaml:8: outbox.on_update: only used with source: wal (logical replication); remove it "
+            "for "
+            "source: poll\n"
+            "config.yaml:9: outbox.messages: only used with source: wal (logical replication); remove it for "
+            "source: poll");
     }
     SUBCASE("batch_size bounded by the in-flight limit, also when left at its default") {
         CHECK(load_error("source: poll\n" + head + "limits: {max_inflight_events: 100}\n") ==
@@ -249,12 +253,14 @@ TEST_CASE("config: source: poll defaults, and the keys each source refuses, nami
               "batch is published whole before its rows are deleted");
     }
     SUBCASE("mark needs published_column, which means nothing otherwise") {
-        CHECK(load_error("source: poll\n" + head + "poll:\n  order_by: seq\n  after_publish: mark\n") ==
-              "config.yaml:10: poll.after_publish: poll.after_publish is mark, but poll.published_column names "
-              "no column");
-        CHECK(load_error("source: poll\n" + head + "poll:\n  order_by: seq\n  published_column: p\n") ==
-              "config.yaml:10: poll.published_column: poll.published_column is set, but poll.after_publish is "
-              "not mark (it would be ignored)");
+        CHECK(
+            load_error("source: poll\n" + head + "poll:\n  order_by: seq\n  after_publish: mark\n") ==
+            "config.yaml:10: poll.after_publish: poll.after_publish is mark, but poll.published_column names "
+            "no column");
+        CHECK(
+            load_error("source: poll\n" + head + "poll:\n  order_by: seq\n  published_column: p\n") ==
+            "config.yaml:10: poll.published_column: poll.published_column is set, but poll.after_publish is "
+            "not mark (it would be ignored)");
     }
     SUBCASE("one table") {
         CHECK(load_error("source: poll\npostgres: {dsn: x=y}\noutbox:\n  tables: [a, b]\nkafka: "
@@ -381,10 +387,11 @@ TEST_CASE("config: unknown keys with suggestions") {
     CHECK(load_error(with("limtis:\n  max_inflight_events: 5\n")) ==
           "config.yaml:7: limtis: unknown key (did you mean limits?)");
     CHECK(load_error(with("colour: blue\n")) == "config.yaml:7: colour: unknown key");
-    CHECK(load_error("postgres:\n  dsn: x=y\n  table: public.outbox\nkafka:\n  bootstrap_servers: k:1\n") ==
-          "config.yaml:1: outbox.table: required key is missing (or list several under outbox.tables), or set "
-          "outbox.messages.prefix\n"
-          "config.yaml:3: postgres.table: unknown key (did you mean outbox.table?)");
+    CHECK(
+        load_error("postgres:\n  dsn: x=y\n  table: public.outbox\nkafka:\n  bootstrap_servers: k:1\n") ==
+        "config.yaml:1: outbox.table: required key is missing (or list several under outbox.tables), or set "
+        "outbox.messages.prefix\n"
+        "config.yaml:3: postgres.table: unknown key (did you mean outbox.table?)");
 }
 
 TEST_CASE("config: integers, sizes and durations are checked") {
