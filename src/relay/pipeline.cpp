@@ -1,6 +1,7 @@
 #include "relay/pipeline.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
 #include <variant>
 
@@ -19,9 +20,17 @@ void Pipeline::on_message(const pgoutput::Message& message) {
     if (const auto* insert = std::get_if<pgoutput::Insert>(&message)) {
         on_insert(*insert);
     } else if (const auto* begin = std::get_if<pgoutput::Begin>(&message)) {
+        // The peer's order is checked here: the ledger's own checks are for its callers' bugs.
+        if (ledger_.in_transaction()) {
+            throw Error(ErrorKind::Protocol, "Begin of xid " + std::to_string(begin->xid.value()) +
+                                                 " inside the transaction of xid " +
+                                                 std::to_string(commit_.xid.value()) +
+                                                 ", which never committed");
+        }
         commit_ = CommitInfo{begin->final_lsn, begin->xid, begin->commit_time.unix_micros()};
         ticket_ = ledger_.begin(commit_.commit_time_unix_us);
     } else if (const auto* commit = std::get_if<pgoutput::Commit>(&message)) {
+        if (!ledger_.in_transaction()) throw Error(ErrorKind::Protocol, "Commit outside a transaction");
         ledger_.commit(commit->end_lsn);
         ++counters_.transactions;
     } else if (const auto* relation = std::get_if<pgoutput::Relation>(&message)) {

@@ -86,8 +86,9 @@ public:
     Pipeline(const Pipeline&) = delete;
     Pipeline& operator=(const Pipeline&) = delete;
 
-    // Throws Error(Protocol) for messages that break the protocol's order (an Insert outside a
-    // transaction, a streamed transaction that was never asked for) and DecodeError for rows
+    // Throws Error(Protocol) for messages that break the protocol's order (an Insert or a Commit
+    // outside a transaction, a Begin inside one, a streamed transaction that was never asked for)
+    // and DecodeError for rows
     // that do not match their relation.
     void on_message(const pgoutput::Message& message);
     // Idle is not stuck: a keepalive's WAL end is confirmable when nothing is open or in flight.

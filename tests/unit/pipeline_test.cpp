@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "pgoutput/decoder.h"
 #include "relay/pipeline.h"
 
 using namespace outbox;
@@ -501,6 +502,56 @@ TEST_CASE_FIXTURE(DeadLetterPipeline, "pipeline: messages out of protocol order 
     }
     CHECK_THROWS_AS(p.on_delivery(Delivery{99, DeliveryStatus::Acknowledged, "t", {}, {}, nullptr}),
                     LedgerError);
+}
+
+// pgoutput messages written as hex, decoded as the session decodes them.
+pgoutput::Message decoded(std::string_view hex) {
+    std::string bytes;
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+        bytes.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+    }
+    pgoutput::Message message = pgoutput::decode(bytes);
+    REQUIRE(!std::holds_alternative<pgoutput::Insert>(message));  // no views into `bytes` survive
+    return message;
+}
+
+// Found by fuzz_pgoutput_sequence: the ledger's "caller's bug" (LedgerError, ErrorKind::Fatal,
+// exit 70) was reachable from the peer's bytes; the order of Begin and Commit is the peer's, so a
+// broken one is a protocol error (exit 76) like an Insert outside a transaction.
+TEST_CASE_FIXTURE(DeadLetterPipeline,
+                  "pipeline: a Begin inside a transaction is a protocol error (fuzz finding)") {
+    // The fuzzer's input, minimized: two Begins in a row.
+    p.on_message(decoded("42ffffe0c00003040f67a682770000313030150000"));
+    try {
+        p.on_message(decoded("420000000174616c222e7d74741674240000167424"));
+        FAIL("a second Begin was accepted");
+    } catch (const LedgerError& e) {
+        FAIL("the ledger's own check answered: " << std::string(e.what()));
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::Protocol);
+        CHECK(std::string(e.what()) ==
+              "Begin of xid 1471524 inside the transaction of xid 806682624, which never committed");
+    }
+    CHECK(p.confirmable() == kStart);
+}
+
+TEST_CASE_FIXTURE(DeadLetterPipeline,
+                  "pipeline: a Commit outside a transaction is a protocol error (fuzz finding)") {
+    // The fuzzer's input: a Commit as the session's first message.
+    try {
+        p.on_message(
+            decoded("4300"
+                    "8888884343ffcf00"
+                    "000000430a070a43"
+                    "0088888843ffcf0a"));
+        FAIL("a Commit without a Begin was accepted");
+    } catch (const LedgerError& e) {
+        FAIL("the ledger's own check answered: " << std::string(e.what()));
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::Protocol);
+        CHECK(std::string(e.what()) == "Commit outside a transaction");
+    }
+    CHECK(p.confirmable() == kStart);
 }
 
 TEST_CASE_FIXTURE(
