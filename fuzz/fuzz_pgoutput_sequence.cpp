@@ -6,7 +6,10 @@
 // Input (fuzz/make-seeds writes seeds in it):
 //   byte 0: pipeline options: bit0 on_invalid stop (else dead_letter); bits1-2 topic template
 //           (outbox.event.{aggregate_type} | events | {table}.{aggregate_id} | by-id.{id});
-//           bit3 a header column "trace_id"; bit4 tiny in-flight limits (2 events, 256 bytes)
+//           bit3 a header column "trace_id"; bit4 tiny in-flight limits (2 events, 256 bytes);
+//           bit5 logical messages with prefix "outbox" are events (messages.prefix); bits6-7
+//           on_update/on_delete: ignore/ignore, warn/stop, stop/warn, warn/warn with
+//           tombstone_on_empty_payload
 //   then records: [control: 1 byte][length: UInt16 big-endian][message: length bytes]; a length
 //           past the end takes what is left.
 //   control: bits0-2 how the sink answers sends during this message (0-4 queued, 5 no room
@@ -154,6 +157,9 @@ public:
     void outbox_columns_missing(const pg::RelationInfo&, const std::vector<std::string>& missing) override {
         FUZZ_CHECK(!missing.empty());
     }
+    void unexpected_operation(const CommitInfo&, const pg::RelationInfo&, std::string_view operation) override {
+        FUZZ_CHECK(operation == "update" || operation == "delete");
+    }
     void refused_stopping(const CommitInfo&, const Rejection& why) override {
         FUZZ_CHECK(!why.code.empty());
         ++stops;
@@ -187,13 +193,25 @@ relay::PipelineOptions options_from(std::uint8_t bits) {
         options.max_inflight_events = 2;
         options.max_inflight_bytes = 256;
     }
+    if ((bits & 32) != 0) options.outbox.messages_prefix = "outbox";
+    using Policy = OperationPolicy;
+    switch ((bits >> 6) & 3) {
+        case 0: break;
+        case 1: options.outbox.on_update = Policy::Warn, options.outbox.on_delete = Policy::Stop; break;
+        case 2: options.outbox.on_update = Policy::Stop, options.outbox.on_delete = Policy::Warn; break;
+        case 3:
+            options.outbox.on_update = options.outbox.on_delete = Policy::Warn;
+            options.outbox.tombstone_on_empty_payload = true;
+            break;
+    }
     return options;
 }
 
 class Session {
 public:
     Session(std::uint8_t option_bits, Lsn start)
-        : sink_(model_), pipeline_(options_from(option_bits), start, sink_, observer_) {
+        : sink_(model_), messages_(((option_bits & 32) != 0)),
+          pipeline_(options_from(option_bits), start, sink_, observer_) {
         model_.limit = start;
         last_confirmable_ = start;
     }
@@ -210,6 +228,14 @@ public:
         const bool begin = std::holds_alternative<pg::Begin>(message);
         const auto* commit = std::get_if<pg::Commit>(&message);
         const int stops_before = observer_.stops;
+        // A logical message with the configured prefix outside Begin/Commit is a transaction of
+        // its own in the ledger, ending at the message's LSN.
+        const auto* logical = std::get_if<pg::LogicalMessage>(&message);
+        const bool own_transaction = logical != nullptr && messages_ && logical->prefix == "outbox" && !model_.open;
+        if (own_transaction) {
+            model_.txns.push_back({});
+            model_.open = true;
+        }
         try {
             pipeline_.on_message(message);
         } catch (const relay::LedgerError& e) {
@@ -221,7 +247,17 @@ public:
             alive_ = false;  // the relay ends the session here
             return;
         }
-        if (begin) {
+        // on_invalid: stop on a row the router refused holds its event pending without a send
+        // (so does on_update/on_delete: stop).
+        if (observer_.stops != stops_before && sink_.last_refused == 0)
+            ++model_.at(model_.open_seq()).pending;
+        sink_.last_refused = 0;
+        if (own_transaction) {
+            model_.txns.back().committed = true;
+            model_.txns.back().end_lsn = logical->lsn;
+            model_.open = false;
+            model_.advance();
+        } else if (begin) {
             model_.txns.push_back({});
             model_.open = true;
         } else if (commit != nullptr) {
@@ -231,10 +267,6 @@ public:
             model_.open = false;
             model_.advance();
         }
-        // on_invalid: stop on a row the router refused holds its event pending without a send.
-        if (observer_.stops != stops_before && sink_.last_refused == 0)
-            ++model_.at(model_.open_seq()).pending;
-        sink_.last_refused = 0;
         check();
     }
 
@@ -340,6 +372,7 @@ private:
 
     Model model_;
     FakeSink sink_;
+    bool messages_;
     CheckingObserver observer_;
     relay::Pipeline pipeline_;
     Lsn last_confirmable_;
