@@ -188,4 +188,13 @@ HttpParseResult parse_http_request(std::string_view bytes, std::size_t max_head)
     return HttpRequestError{431, "the request head is longer than the server accepts"};
 }
 
+HttpRoute route_http_request(const HttpRequest& request) noexcept {
+    HttpRoute route = HttpRoute::NotFound;
+    if (request.path == "/metrics") route = HttpRoute::Metrics;
+    else if (request.path == "/healthz") route = HttpRoute::Healthz;
+    else if (request.path == "/readyz") route = HttpRoute::Readyz;
+    if (route == HttpRoute::NotFound) return route;
+    return request.method == "GET" || request.method == "HEAD" ? route : HttpRoute::MethodNotAllowed;
+}
+
 }  // namespace outbox::metrics

@@ -14,7 +14,8 @@ namespace outbox::metrics {
 // Request line + header fields + the empty line that ends them, in bytes.
 inline constexpr std::size_t kMaxRequestHead = 8192;
 
-// A complete, well-formed request head. The views point into the bytes given to the parser.
+// A complete, well-formed request head. The views point into the bytes given to the parser
+// (except the path "/" of an absolute-form target that has none, a static text).
 struct HttpRequest {
     std::string_view method;    // a token, case-sensitive ("GET", "HEAD", ...)
     std::string_view target;    // the request-target as sent
@@ -42,5 +43,11 @@ using HttpParseResult = std::variant<HttpNeedMore, HttpRequest, HttpRequestError
 // `max_head` bytes is 414 (still in the request line) or 431.
 [[nodiscard]] HttpParseResult parse_http_request(std::string_view bytes,
                                                  std::size_t max_head = kMaxRequestHead) noexcept;
+
+// What the server answers a well-formed request with: exact paths only (no prefix matching, the
+// query is ignored), GET and HEAD only; an unknown path is 404 whatever the method. Pure, so the
+// fuzz target checks it beside the parser.
+enum class HttpRoute { Metrics, Healthz, Readyz, NotFound, MethodNotAllowed };
+[[nodiscard]] HttpRoute route_http_request(const HttpRequest& request) noexcept;
 
 }  // namespace outbox::metrics

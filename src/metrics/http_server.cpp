@@ -316,18 +316,17 @@ private:
 
     std::string answer(const HttpRequest& request) {
         const bool head = request.method == "HEAD";
-        const bool known =
-            request.path == "/metrics" || request.path == "/healthz" || request.path == "/readyz";
-        if (!known) return http_response(404, kTextPlain, "not found\n", !head);
-        if (!head && request.method != "GET") {
+        const HttpRoute route = route_http_request(request);
+        if (route == HttpRoute::NotFound) return http_response(404, kTextPlain, "not found\n", !head);
+        if (route == HttpRoute::MethodNotAllowed) {
             return http_response(405, kTextPlain, "only GET and HEAD\n", true, "Allow: GET, HEAD\r\n");
         }
-        if (request.path == "/metrics") {
+        if (route == HttpRoute::Metrics) {
             return http_response(200, kPrometheusText,
                                  prometheus::TextSerializer().Serialize(metrics_.registry().Collect()),
                                  !head);
         }
-        if (request.path == "/healthz") {
+        if (route == HttpRoute::Healthz) {
             const std::int64_t idle = steady_ms() - health_.last_turn_ms.load();
             if (idle < kStuckAfterMs) return http_response(200, kTextPlain, "ok\n", !head);
             return http_response(503, kTextPlain,
