@@ -143,6 +143,12 @@ bool is_blank(std::string_view text) noexcept {
     return text.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos;
 }
 
+// Milliseconds from microseconds, rounded down also before 1970, for every int64 (no overflow).
+std::int64_t floor_millis(std::int64_t micros) noexcept {
+    const std::int64_t ms = micros / 1000;
+    return micros % 1000 < 0 ? ms - 1 : ms;
+}
+
 }  // namespace
 
 bool parse_timestamp_ms(std::string_view text, std::int64_t& out) {
@@ -346,10 +352,7 @@ RouteOutcome OutboxRouter::route_tuple(const pgoutput::RelationInfo& relation, c
 
 bool OutboxRouter::set_timestamp(const pgoutput::RelationInfo& relation, const pgoutput::Tuple& tuple,
                                  const CommitInfo& commit, Record& record, Rejection& rejection) const {
-    // Milliseconds, rounded down also before 1970.
-    const std::int64_t commit_ms = commit.commit_time_unix_us >= 0
-                                       ? commit.commit_time_unix_us / 1000
-                                       : (commit.commit_time_unix_us - 999) / 1000;
+    const std::int64_t commit_ms = floor_millis(commit.commit_time_unix_us);
     switch (config_.timestamp) {
         case TimestampSource::Commit: record.timestamp_ms = commit_ms; return true;
         case TimestampSource::Produce: record.timestamp_ms = 0; return true;
@@ -409,7 +412,7 @@ void OutboxRouter::dead_letter_for_row(const pgoutput::RelationInfo& relation, c
     for (const auto& header : config_.headers) {
         if (const auto v = text_of(header.column)) out.headers.push_back({header.name, *v});
     }
-    out.timestamp_ms = commit.commit_time_unix_us / 1000;
+    out.timestamp_ms = floor_millis(commit.commit_time_unix_us);
     set_commit_texts(commit, out);
     add_commit_headers(out);
 }

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <map>
 #include <string>
 
@@ -510,4 +511,33 @@ TEST_CASE("router: rows from a UTF8 server are not checked for UTF-8 again, valu
     CHECK(router.route(rel, row, kCommit, record, rejection) == RouteOutcome::Routed);
     REQUIRE(router.route_values(rel, row, kCommit, record, rejection) == RouteOutcome::Rejected);
     CHECK(rejection.code == "invalid_utf8");
+}
+
+// Found by fuzz_router from its committed seed fuzz/corpus/fuzz_router/seed-extreme-time (this input):
+// a commit time of INT64_MIN µs made the rounding down to milliseconds overflow (UBSan:
+// signed-integer-overflow in set_timestamp). The core takes any int64 there: the polling source
+// builds commit times itself. The dead-letter copy rounds the same way (it truncated before).
+TEST_CASE("router: commit times round down to milliseconds for every int64, dead-letter copies too") {
+    OutboxOptions cfg;
+    cfg.tables = {TableName{"public", "outbox"}};
+    const OutboxRouter router(cfg);
+    const auto rel = outbox_relation({{"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25}, {"payload", 3802}});
+    const pgoutput::Tuple row{{text("1"), text("order"), text("k"), text("{}")}};
+    const auto ms_of = [&](std::int64_t commit_us) {
+        Record record;
+        Rejection rejection;
+        const CommitInfo commit{Lsn(0x153DF30), Xid(734), commit_us};
+        REQUIRE(router.route(rel, row, commit, record, rejection) == RouteOutcome::Routed);
+        Record dead;
+        router.dead_letter_for_row(rel, row, commit, Rejection{"too_large", "test"}, record, dead);
+        CHECK(dead.timestamp_ms == record.timestamp_ms);
+        return record.timestamp_ms;
+    };
+    CHECK(ms_of(std::numeric_limits<std::int64_t>::min()) == -9223372036854776);
+    CHECK(ms_of(std::numeric_limits<std::int64_t>::max()) == 9223372036854775);
+    CHECK(ms_of(-1) == -1);
+    CHECK(ms_of(-1000) == -1);
+    CHECK(ms_of(-1001) == -2);
+    CHECK(ms_of(999) == 0);
+    CHECK(ms_of(1709212455123456) == 1709212455123);
 }
