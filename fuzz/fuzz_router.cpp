@@ -6,7 +6,9 @@
 // Input (fuzz/make-seeds writes seeds in it; a read past the end gives zeros / empty strings):
 //   UInt8   options: bit0 on_invalid stop; bits1-2 topic template (outbox.event.{aggregate_type}
 //           | events | {table}.{aggregate_id} | by-id.{id}); bit3 header column "trace_id";
-//           bit4 column roles renamed (event_id, agg_type, agg_id, body)
+//           bit4 column roles renamed (event_id, agg_type, agg_id, body); bits5-6 the record
+//           timestamp (commit time | produce time | column "ts" | column "trace_id"); bit7
+//           tombstone_on_empty_payload, and the header column (bit3) sent as "trace-id"
 //   String  schema, String table            (String: UInt8 length + bytes)
 //   UInt8   column count, then per column: UInt8 flags, String name, UInt32 type OID
 //   UInt8   value count, then per value: UInt8 kind ('n' 'u' 't' 'b'), and for 't'/'b':
@@ -83,12 +85,28 @@ OutboxOptions options_from(std::uint8_t bits) {
     }
     if ((bits & 8) != 0) options.headers = {"trace_id"};
     if ((bits & 16) != 0) options.columns = ColumnRoles{"event_id", "agg_type", "agg_id", "body"};
+    switch ((bits >> 5) & 3) {
+        case 0: break;
+        case 1: options.timestamp = TimestampSource::Produce; break;
+        case 2:
+            options.timestamp = TimestampSource::Column;
+            options.columns.timestamp = "ts";
+            break;
+        case 3:
+            options.timestamp = TimestampSource::Column;
+            options.columns.timestamp = "trace_id";
+            break;
+    }
+    if ((bits & 128) != 0) {
+        options.tombstone_on_empty_payload = true;
+        if ((bits & 8) != 0) options.headers = {HeaderColumn{"trace_id", "trace-id"}};
+    }
     return options;
 }
 
 bool known_code(std::string_view code) {
     for (std::string_view c : {"missing_column", "null_value", "empty_value", "unchanged_toast",
-                               "invalid_topic", "invalid_payload", "invalid_utf8"}) {
+                               "invalid_topic", "invalid_payload", "invalid_utf8", "invalid_timestamp"}) {
         if (code == c) return true;
     }
     return false;
