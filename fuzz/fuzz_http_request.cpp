@@ -121,7 +121,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const auto* again = std::get_if<HttpRequest>(&alone);
         FUZZ_CHECK(again != nullptr && same_request(*again, *request));
         for_prefixes(head, [&](std::size_t k) {
-            FUZZ_CHECK(std::holds_alternative<HttpNeedMore>(parse_http_request(input.substr(0, k), max_head)));
+            FUZZ_CHECK(
+                std::holds_alternative<HttpNeedMore>(parse_http_request(input.substr(0, k), max_head)));
         });
         return 0;
     }

@@ -157,7 +157,8 @@ public:
     void outbox_columns_missing(const pg::RelationInfo&, const std::vector<std::string>& missing) override {
         FUZZ_CHECK(!missing.empty());
     }
-    void unexpected_operation(const CommitInfo&, const pg::RelationInfo&, std::string_view operation) override {
+    void unexpected_operation(const CommitInfo&, const pg::RelationInfo&,
+                              std::string_view operation) override {
         FUZZ_CHECK(operation == "update" || operation == "delete");
     }
     void refused_stopping(const CommitInfo&, const Rejection& why) override {
@@ -210,7 +211,8 @@ relay::PipelineOptions options_from(std::uint8_t bits) {
 class Session {
 public:
     Session(std::uint8_t option_bits, Lsn start)
-        : sink_(model_), messages_(((option_bits & 32) != 0)),
+        : sink_(model_),
+          messages_(((option_bits & 32) != 0)),
           pipeline_(options_from(option_bits), start, sink_, observer_) {
         model_.limit = start;
         last_confirmable_ = start;
@@ -231,7 +233,8 @@ public:
         // A logical message with the configured prefix outside Begin/Commit is a transaction of
         // its own in the ledger, ending at the message's LSN.
         const auto* logical = std::get_if<pg::LogicalMessage>(&message);
-        const bool own_transaction = logical != nullptr && messages_ && logical->prefix == "outbox" && !model_.open;
+        const bool own_transaction =
+            logical != nullptr && messages_ && logical->prefix == "outbox" && !model_.open;
         if (own_transaction) {
             model_.txns.push_back({});
             model_.open = true;

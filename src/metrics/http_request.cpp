@@ -190,9 +190,12 @@ HttpParseResult parse_http_request(std::string_view bytes, std::size_t max_head)
 
 HttpRoute route_http_request(const HttpRequest& request) noexcept {
     HttpRoute route = HttpRoute::NotFound;
-    if (request.path == "/metrics") route = HttpRoute::Metrics;
-    else if (request.path == "/healthz") route = HttpRoute::Healthz;
-    else if (request.path == "/readyz") route = HttpRoute::Readyz;
+    if (request.path == "/metrics")
+        route = HttpRoute::Metrics;
+    else if (request.path == "/healthz")
+        route = HttpRoute::Healthz;
+    else if (request.path == "/readyz")
+        route = HttpRoute::Readyz;
     if (route == HttpRoute::NotFound) return route;
     return request.method == "GET" || request.method == "HEAD" ? route : HttpRoute::MethodNotAllowed;
 }

@@ -521,7 +521,8 @@ TEST_CASE("router: commit times round down to milliseconds for every int64, dead
     OutboxOptions cfg;
     cfg.tables = {TableName{"public", "outbox"}};
     const OutboxRouter router(cfg);
-    const auto rel = outbox_relation({{"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25}, {"payload", 3802}});
+    const auto rel =
+        outbox_relation({{"id", 2950}, {"aggregatetype", 25}, {"aggregateid", 25}, {"payload", 3802}});
     const pgoutput::Tuple row{{text("1"), text("order"), text("k"), text("{}")}};
     const auto ms_of = [&](std::int64_t commit_us) {
         Record record;

@@ -168,14 +168,16 @@ TEST_CASE("http request: a head of exactly the limit is accepted, one byte more 
     CHECK(error_status("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 30) == 431);
 }
 
-TEST_CASE("http route: exact paths, the query ignored, only GET and HEAD, an unknown path is 404 for any method") {
+TEST_CASE(
+    "http route: exact paths, the query ignored, only GET and HEAD, an unknown path is 404 for any method") {
     const auto route = [](std::string_view bytes) { return route_http_request(parsed(bytes)); };
     CHECK(route("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n") == HttpRoute::Metrics);
     CHECK(route("HEAD /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n") == HttpRoute::Metrics);
     CHECK(route("GET http://x:9187/healthz HTTP/1.1\r\nHost: x\r\n\r\n") == HttpRoute::Healthz);
     CHECK(route("GET /readyz HTTP/1.0\r\n\r\n") == HttpRoute::Readyz);
     CHECK(route("POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n") == HttpRoute::MethodNotAllowed);
-    CHECK(route("get /metrics HTTP/1.1\r\nHost: x\r\n\r\n") == HttpRoute::MethodNotAllowed);  // case-sensitive
+    CHECK(route("get /metrics HTTP/1.1\r\nHost: x\r\n\r\n") ==
+          HttpRoute::MethodNotAllowed);  // case-sensitive
     CHECK(route("GET /metrics/extra HTTP/1.1\r\nHost: x\r\n\r\n") == HttpRoute::NotFound);
     CHECK(route("GET /metricsx HTTP/1.1\r\nHost: x\r\n\r\n") == HttpRoute::NotFound);
     CHECK(route("GET /Metrics HTTP/1.1\r\nHost: x\r\n\r\n") == HttpRoute::NotFound);
