@@ -520,9 +520,17 @@ TEST_CASE(
                    << since(start).count() << " ms");
     CHECK(failed_probes == 0);
     CHECK(slowest < 1s);
-    // Memory: at most 64 connections of at most 8 KiB request and a /metrics answer each,
-    // while the clients pushed up to 100 MiB.
-    CHECK(rss_max - rss_before < 16 * 1024);
+    // Memory: at most 64 connections of at most 8 KiB request and a /metrics answer each, while
+    // the clients pushed far more (the message above says how much). Under AddressSanitizer (the
+    // relay is built with the same flags as this test) freed blocks wait in ASan's quarantine, up
+    // to 256 MiB by default, before they are reused: the bound there is the quarantine plus the
+    // same 16 MiB, still well below what the clients pushed.
+#if defined(__SANITIZE_ADDRESS__)
+    constexpr long kRssGrowthKiB = (256 + 16) * 1024;
+#else
+    constexpr long kRssGrowthKiB = 16 * 1024;
+#endif
+    CHECK(rss_max - rss_before < kRssGrowthKiB);
     // The event loop streamed on: rows committed under attack were confirmed under attack (so
     // Kafka had acknowledged them), and every event is in the topic.
     CHECK(confirmed_during);
