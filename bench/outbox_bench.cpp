@@ -6,9 +6,9 @@
 //   outbox-bench poller     --dsn D --bootstrap B --table T [--batch N] [--expect N] [--timeout S]
 //       Polling publisher at the relay's durability: SELECT ... ORDER BY seq LIMIT n FOR UPDATE
 //       SKIP LOCKED, produce all (idempotent, acks=all), wait for every ack, DELETE, COMMIT.
-//   outbox-bench live-load  --dsn D --aggtype A --rate R --seconds S
-//       Inserts into public.outbox at a fixed rate (1 ms ticks; the rows due in a tick form one
-//       transaction). Prints "sent=... seconds=... rate=...".
+//   outbox-bench live-load  --dsn D --aggtype A --rate R --seconds S [--table T]
+//       Inserts into T (default public.outbox) at a fixed rate (1 ms ticks; the rows due in a tick
+//       form one transaction). Prints "sent=... seconds=... rate=...".
 //   outbox-bench consume-latency --bootstrap B --topic T --expect N [--timeout S] [--idle-exit-ms M]
 //                                [--since-file F]
 //       Consumes T from the beginning; per record: Kafka timestamp (producer create time, ms) minus
@@ -275,8 +275,11 @@ int cmd_live_load(const Args& a) {
     const std::string aggtype = a.get("aggtype");
     const double rate = static_cast<double>(a.num("rate", 1000));
     const double seconds = static_cast<double>(a.num("seconds", 20));
+    const std::string table = a.get("table", "public.outbox");
+    if (table.empty() || table.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.") != std::string::npos)
+        die("--table: a plain [schema.]table name expected, got " + table);
     const std::string sql =
-        "INSERT INTO public.outbox (id, aggregatetype, aggregateid, type, payload) "
+        "INSERT INTO " + table + " (id, aggregatetype, aggregateid, type, payload) "
         "SELECT gen_random_uuid(), $1, (floor(random()*1000))::int::text, 'OrderCreated', "
         "jsonb_build_object('orderId', g, 'customerId', 'c-' || (g % 977), 'amount', 42.5, 'currency', "
         "'EUR', "
