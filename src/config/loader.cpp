@@ -60,16 +60,22 @@ std::vector<std::string_view> section_paths() {
 std::string unknown_key_hint(std::string_view section, std::string_view key,
                              std::span<const std::string_view> known) {
     if (key == "<<") return " (YAML merge keys are not supported)";
+    const std::size_t threshold = std::max<std::size_t>(1, std::min<std::size_t>(3, key.size() / 4));
+    const std::string lowered = lower(key);
     std::string_view best;
     std::size_t best_distance = std::numeric_limits<std::size_t>::max();
     for (const auto candidate : known) {
-        const std::size_t d = edit_distance(lower(key), candidate);
+        // The distance is at least the length difference: a candidate that far off can never be
+        // the suggestion, and a long hostile key costs no O(length x length) table per candidate.
+        const std::size_t gap = lowered.size() > candidate.size() ? lowered.size() - candidate.size()
+                                                                  : candidate.size() - lowered.size();
+        if (gap > threshold) continue;
+        const std::size_t d = edit_distance(lowered, candidate);
         if (d < best_distance) {
             best_distance = d;
             best = candidate;
         }
     }
-    const std::size_t threshold = std::max<std::size_t>(1, std::min<std::size_t>(3, key.size() / 4));
     if (!best.empty() && best_distance <= threshold) return fmt::format(" (did you mean {}?)", best);
     // The right key in the wrong section.
     for (const std::string_view other : section_paths()) {
