@@ -71,6 +71,7 @@ using OutboxConfig = outbox::OutboxOptions;
 using OperationPolicy = outbox::OperationPolicy;
 using TimestampSource = outbox::TimestampSource;
 using HeaderColumn = outbox::HeaderColumn;
+using CommitHeaders = outbox::CommitHeaders;
 
 // ---- poll (source: poll only) ------------------------------------------------------------
 

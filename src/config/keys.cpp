@@ -113,6 +113,35 @@ void read_headers(const Value& value, Config& config) {
     }
 }
 
+// outbox.relay_headers: which of the relay's transaction headers every event carries. The list
+// names them; an empty list sets none of them (`id` is always set).
+constexpr std::array<std::pair<std::string_view, bool CommitHeaders::*>, 3> kCommitHeaders{{
+    {"outbox-lsn", &CommitHeaders::lsn},
+    {"outbox-xid", &CommitHeaders::xid},
+    {"outbox-commit-time", &CommitHeaders::commit_time},
+}};
+
+void read_relay_headers(const Value& value, Config& config) {
+    CommitHeaders chosen{.lsn = false, .xid = false, .commit_time = false};
+    std::vector<std::string> names;
+    std::vector<int> lines;
+    for (const Item& item : value.items()) {
+        const auto* it = std::find_if(kCommitHeaders.begin(), kCommitHeaders.end(),
+                                      [&](const auto& h) { return h.first == item.text; });
+        if (it == kCommitHeaders.end()) {
+            value.error(item.place, fmt::format("{} is not one of outbox-lsn, outbox-xid, outbox-commit-time",
+                                                quote(item.text)));
+            continue;
+        }
+        if (auto first = append_unless_duplicate(names, lines, item.text, item.place.line)) {
+            value.error(item.place, fmt::format("duplicate header {} (also at line {})", quote(item.text), *first));
+            continue;
+        }
+        chosen.*(it->second) = true;
+    }
+    config.outbox.relay_headers = chosen;
+}
+
 // Any librdkafka property, in file order; the producer's policy (kafka/property_policy.h)
 // refuses the ones the relay owns.
 void read_properties(const Value& value, Config& config) {
@@ -176,6 +205,14 @@ std::string header_list(const Config& config) {
     std::vector<std::string> items;
     for (const auto& h : config.outbox.headers) {
         items.push_back(h.column == h.name ? h.column : h.column + " as " + h.name);
+    }
+    return list_or_none(items);
+}
+
+std::string relay_header_names(const Config& config) {
+    std::vector<std::string> items;
+    for (const auto& [name, flag] : kCommitHeaders) {
+        if (config.outbox.relay_headers.*flag) items.emplace_back(name);
     }
     return list_or_none(items);
 }
@@ -247,6 +284,7 @@ constexpr std::array kKeys{
         .shown_in_line_of("outbox.timestamp"),
     setting<TopicTemplate, &Config::outbox>("outbox.topic"),
     Key{.path = "outbox.headers", .read = read_headers, .show = header_list},
+    Key{.path = "outbox.relay_headers", .read = read_relay_headers, .show = relay_header_names},
     setting<Choice<OnInvalid>, &Config::outbox, &Outbox::on_invalid>("outbox.on_invalid")
         .shown_as(on_invalid_and_dead_letter_topic),
     setting<DeadLetterTopic, &Config::outbox>("outbox.dead_letter_topic")

@@ -67,6 +67,17 @@ struct HeaderColumn {
     friend bool operator==(const HeaderColumn&, const HeaderColumn&) = default;
 };
 
+// The relay's own headers that describe an event's transaction (outbox.relay_headers). Each one
+// costs the producer a header per event (an allocation and ~400 instructions in librdkafka
+// 2.0.2: bench/results/2026-12-01-profile.md); `id` is always set.
+struct CommitHeaders {
+    bool lsn = true;          // outbox-lsn: the transaction's commit LSN
+    bool xid = true;          // outbox-xid: its transaction id
+    bool commit_time = true;  // outbox-commit-time: its commit time
+
+    friend bool operator==(const CommitHeaders&, const CommitHeaders&) = default;
+};
+
 // One piece of a parsed topic template: literal text or a placeholder for a column role.
 struct TopicSegment {
     enum class Kind {
@@ -94,6 +105,7 @@ struct OutboxOptions {
         {TopicSegment::Kind::AggregateType, ""},
     };
     std::vector<HeaderColumn> headers;  // extra columns copied into Kafka headers, no duplicate names
+    CommitHeaders relay_headers;        // on every event and on its dead-letter copies
     OnInvalid on_invalid = OnInvalid::DeadLetter;
     std::string dead_letter_topic = "outbox.dead_letter";  // legal topic name when DeadLetter
     TimestampSource timestamp = TimestampSource::Commit;

@@ -89,20 +89,22 @@ void assign_lsn_text(Lsn lsn, std::string& out) {
     out.assign(buf, end);
 }
 
-void set_commit_texts(const CommitInfo& commit, Record& record) {
+// The commit headers `which` asks for, formatted into `record`'s own buffers.
+void add_commit_headers(const CommitInfo& commit, const CommitHeaders& which, Record& record) {
     // The same for every event of a transaction: format once per transaction, not per event.
-    if (record.texts_for == commit) return;
-    record.texts_for = commit;
-    assign_lsn_text(commit.commit_lsn, record.lsn_text);
-    record.xid_text.clear();
-    append_u64(record.xid_text, commit.xid.value());
-    format_utc_micros(commit.commit_time_unix_us, record.time_text);
-}
-
-void add_commit_headers(Record& record) {
-    record.headers.push_back({"outbox-lsn", std::string_view(record.lsn_text)});
-    record.headers.push_back({"outbox-xid", std::string_view(record.xid_text)});
-    record.headers.push_back({"outbox-commit-time", std::string_view(record.time_text)});
+    // (One router, one `which`: a record's texts always hold the same subset.)
+    if (record.texts_for != commit) {
+        record.texts_for = commit;
+        if (which.lsn) assign_lsn_text(commit.commit_lsn, record.lsn_text);
+        if (which.xid) {
+            record.xid_text.clear();
+            append_u64(record.xid_text, commit.xid.value());
+        }
+        if (which.commit_time) format_utc_micros(commit.commit_time_unix_us, record.time_text);
+    }
+    if (which.lsn) record.headers.push_back({"outbox-lsn", std::string_view(record.lsn_text)});
+    if (which.xid) record.headers.push_back({"outbox-xid", std::string_view(record.xid_text)});
+    if (which.commit_time) record.headers.push_back({"outbox-commit-time", std::string_view(record.time_text)});
 }
 
 void reset(Record& record) {
@@ -345,8 +347,7 @@ RouteOutcome OutboxRouter::route_tuple(const pgoutput::RelationInfo& relation, c
         record.headers.push_back({header.name, v});
     }
     if (!set_timestamp(relation, tuple, commit, record, rejection)) return RouteOutcome::Rejected;
-    set_commit_texts(commit, record);
-    add_commit_headers(record);
+    add_commit_headers(commit, config_.relay_headers, record);
     return RouteOutcome::Routed;
 }
 
@@ -413,8 +414,7 @@ void OutboxRouter::dead_letter_for_row(const pgoutput::RelationInfo& relation, c
         if (const auto v = text_of(header.column)) out.headers.push_back({header.name, *v});
     }
     out.timestamp_ms = floor_millis(commit.commit_time_unix_us);
-    set_commit_texts(commit, out);
-    add_commit_headers(out);
+    add_commit_headers(commit, config_.relay_headers, out);
 }
 
 void OutboxRouter::dead_letter_for_record(const Record& original, const Rejection& rejection,

@@ -23,7 +23,7 @@ enum class RouteOutcome {
 // Maps outbox rows to Kafka records (DESIGN: "outbox::Router PURE"). The topic comes from
 // the template, the key is the aggregate id, the value is the payload (json/jsonb/text as
 // text, bytea as raw bytes, NULL as a tombstone), headers: `id`, the configured extra
-// columns, outbox-lsn, outbox-xid, outbox-commit-time.
+// columns, and of outbox-lsn, outbox-xid, outbox-commit-time those relay_headers asks for.
 class OutboxRouter {
 public:
     explicit OutboxRouter(OutboxOptions config);

@@ -264,10 +264,13 @@ TEST_CASE(
     CHECK(relay.wait_for_log("synchronized_standby_slots is not set", 10s));
 }
 
-TEST_CASE("relay: Kafka timestamps are the commit time or a column, and a header can be renamed") {
+TEST_CASE(
+    "relay: Kafka timestamps are the commit time or a column, a header can be renamed, relay headers left "
+    "out") {
     RelayScenario s;
     {
-        RelayProcess& relay = s.streaming_relay({.headers = {"type:event-type"}});
+        RelayProcess& relay =
+            s.streaming_relay({.headers = {"type:event-type"}, .relay_headers = {{"outbox-commit-time"}}});
         insert(s.pg, kGood1, "'order'", "'{\"n\": 1}'");
         const auto records = s.wait_for_records("outbox.event.order", 1);
         REQUIRE(records.size() == 1);
@@ -276,6 +279,10 @@ TEST_CASE("relay: Kafka timestamps are the commit time or a column, and a header
         CHECK(records[0].timestamp_ms == commit_ms);
         CHECK(header(records[0], "event-type") == "Created");
         CHECK(header(records[0], "type") == "<absent>");
+        CHECK(header(records[0], "id") == kGood1);
+        CHECK(header(records[0], "outbox-lsn") == "<absent>");
+        CHECK(header(records[0], "outbox-xid") == "<absent>");
+        CHECK(records[0].headers.size() == 3);  // id, event-type, outbox-commit-time
         CHECK(relay.terminate() == 0);
     }
     RelayProcess& relay = s.streaming_relay({.timestamp = "column", .timestamp_column = "created_at"});

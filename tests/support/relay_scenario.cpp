@@ -39,6 +39,12 @@ std::string RelayConfig::yaml() const {
         for (std::size_t i = 0; i < headers.size(); ++i) y += (i > 0 ? ", " : "") + quoted(headers[i]);
         y += "]\n";
     }
+    if (relay_headers) {
+        y += "  relay_headers: [";
+        for (std::size_t i = 0; i < relay_headers->size(); ++i)
+            y += (i > 0 ? ", " : "") + quoted((*relay_headers)[i]);
+        y += "]\n";
+    }
     if (on_invalid)
         y += std::string("  on_invalid: ") + (*on_invalid == OnInvalid::Stop ? "stop\n" : "dead_letter\n");
     if (timestamp) y += "  timestamp: " + *timestamp + "\n";

@@ -44,6 +44,7 @@ struct RelayConfig {
     // outbox
     std::string table = "public.outbox";
     std::vector<std::string> headers{"type"};  // columns copied into Kafka headers
+    std::optional<std::vector<std::string>> relay_headers;  // outbox.relay_headers (unset: all three)
     std::optional<OnInvalid> on_invalid;
     std::optional<std::string> timestamp;         // "commit", "produce" or "column"
     std::optional<std::string> timestamp_column;  // columns.timestamp

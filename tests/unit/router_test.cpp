@@ -334,6 +334,39 @@ TEST_CASE("router: a reused record gets each transaction's own commit headers") 
     CHECK(h.at("outbox-commit-time") == "2024-02-29T13:14:16.000000Z");
 }
 
+TEST_CASE("router: relay_headers chooses which commit headers events and their dead-letter copies carry") {
+    OutboxOptions options = default_config();
+    options.relay_headers = {.lsn = false, .xid = true, .commit_time = false};
+    const OutboxRouter router(options);
+    Record record;
+    Rejection rejection;
+    pgoutput::Tuple row{{text("e-1"), text("order"), text("o-1"), text("t"), text("{}")}};
+    REQUIRE(router.route(outbox_relation(), row, kCommit, record, rejection) == RouteOutcome::Routed);
+    auto h = headers_of(record);
+    CHECK(h == std::map<std::string, std::optional<std::string>>{{"id", "e-1"}, {"type", "t"}, {"outbox-xid", "771"}});
+    const CommitInfo next{Lsn(0x16B374D900ull), Xid(772), 1709212456000000};
+    REQUIRE(router.route(outbox_relation(), row, next, record, rejection) == RouteOutcome::Routed);
+    CHECK(headers_of(record).at("outbox-xid") == "772");
+
+    Record dead;
+    router.dead_letter_for_record(record, Rejection{"too_large", "too large"}, dead);
+    h = headers_of(dead);
+    CHECK(h.count("outbox-xid") == 1);
+    CHECK(h.count("outbox-lsn") == 0);
+    pgoutput::Tuple bad{{text("e-2"), null(), text("o-2"), text("t"), text("{}")}};
+    REQUIRE(router.route(outbox_relation(), bad, kCommit, record, rejection) == RouteOutcome::Rejected);
+    router.dead_letter_for_row(outbox_relation(), bad, kCommit, rejection, record, dead);
+    h = headers_of(dead);
+    CHECK(h.at("outbox-xid") == "771");
+    CHECK(h.count("outbox-lsn") == 0);
+    CHECK(h.count("outbox-commit-time") == 0);
+
+    options.relay_headers = {.lsn = false, .xid = false, .commit_time = false};
+    const OutboxRouter bare(options);
+    REQUIRE(bare.route(outbox_relation(), row, kCommit, record, rejection) == RouteOutcome::Routed);
+    CHECK(headers_of(record) == std::map<std::string, std::optional<std::string>>{{"id", "e-1"}, {"type", "t"}});
+}
+
 TEST_CASE("router: outbox-lsn is Lsn::to_string() for any LSN, including the widest") {
     const OutboxRouter router(default_config());
     const auto rel = outbox_relation();

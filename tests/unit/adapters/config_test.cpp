@@ -165,6 +165,7 @@ TEST_CASE("config: a full file round-trips every key") {
                                                                {K::Literal, "-v1"}});
     CHECK_FALSE(c.outbox.topic_is_fixed());
     CHECK(c.outbox.headers == std::vector<HeaderColumn>{"type", {"trace_id", "traceparent"}});
+    CHECK(c.outbox.relay_headers == CommitHeaders{.lsn = true, .xid = false, .commit_time = true});
     CHECK(c.outbox.timestamp == TimestampSource::Column);
     CHECK(c.outbox.columns.timestamp == "created_at");
     CHECK(c.outbox.tombstone_on_empty_payload);
@@ -511,6 +512,21 @@ TEST_CASE("config: topic templates and names") {
     CHECK(load_error(head + "  topic: events\n  dead_letter_topic: events\n") ==
           "config.yaml:6: outbox.dead_letter_topic: the dead-letter topic must differ from outbox.topic "
           "(\"events\")");
+}
+
+TEST_CASE("config: relay_headers names a subset of the commit headers; the default is all three") {
+    const std::string head = "postgres:\n  dsn: x=y\nkafka:\n  bootstrap_servers: k:9092\noutbox:\n  table: t\n";
+    CHECK(load_config_string(head, "config.yaml").outbox.relay_headers == CommitHeaders{});
+    CHECK(load_config_string(head + "  relay_headers: []\n", "config.yaml").outbox.relay_headers ==
+          CommitHeaders{.lsn = false, .xid = false, .commit_time = false});
+    CHECK(load_config_string(head + "  relay_headers: [outbox-xid]\n", "config.yaml").outbox.relay_headers ==
+          CommitHeaders{.lsn = false, .xid = true, .commit_time = false});
+    CHECK(load_error(head + "  relay_headers: [outbox-lsn, id]\n") ==
+          "config.yaml:6: outbox.relay_headers[1]: \"id\" is not one of outbox-lsn, outbox-xid, outbox-commit-time");
+    CHECK(load_error(head + "  relay_headers:\n    - outbox-xid\n    - outbox-xid\n") ==
+          "config.yaml:8: outbox.relay_headers[1]: duplicate header \"outbox-xid\" (also at line 7)");
+    CHECK(load_error(head + "  relay_headers: outbox-xid\n") ==
+          "config.yaml:6: outbox.relay_headers: expected a sequence, got a scalar");
 }
 
 TEST_CASE("config: headers must not repeat") {
