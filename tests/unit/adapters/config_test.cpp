@@ -514,7 +514,7 @@ TEST_CASE("config: topic templates and names") {
           "(\"events\")");
 }
 
-TEST_CASE("config: relay_headers names a subset of the commit headers; the default is all three") {
+TEST_CASE("config: relay_headers names a subset of the commit headers, by default all three") {
     const std::string head = "postgres:\n  dsn: x=y\nkafka:\n  bootstrap_servers: k:9092\noutbox:\n  table: t\n";
     CHECK(load_config_string(head, "config.yaml").outbox.relay_headers == CommitHeaders{});
     CHECK(load_config_string(head + "  relay_headers: []\n", "config.yaml").outbox.relay_headers ==
