@@ -14,6 +14,9 @@
 //   UInt8   value count, then per value: UInt8 kind ('n' 'u' 't' 'b'), and for 't'/'b':
 //           UInt16 length + bytes
 //   UInt64  commit LSN, UInt32 xid, Int64 commit time (µs since the Unix epoch)
+//   UInt8   more options (older seeds end before it: zero): bit0 rows_are_valid_utf8 (the server
+//           is UTF8: no second UTF-8 check); bits1-3 leave out outbox-lsn, outbox-xid,
+//           outbox-commit-time (relay_headers)
 
 #include <cstddef>
 #include <cstdint>
@@ -21,6 +24,7 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "outbox/router.h"
 #include "pgoutput/reader.h"
@@ -116,7 +120,7 @@ bool known_code(std::string_view code) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     Bytes in(std::string_view(reinterpret_cast<const char*>(data), size));
-    const OutboxRouter router(options_from(static_cast<std::uint8_t>(in.uint(1))));
+    OutboxOptions options = options_from(static_cast<std::uint8_t>(in.uint(1)));
 
     pg::RelationInfo relation;
     relation.id = RelationId(16384);
@@ -145,6 +149,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     commit.commit_lsn = Lsn(in.uint(8));
     commit.xid = Xid(static_cast<std::uint32_t>(in.uint(4)));
     commit.commit_time_unix_us = static_cast<std::int64_t>(in.uint(8));
+    const auto more = static_cast<std::uint8_t>(in.uint(1));
+    options.relay_headers = {.lsn = (more & 2) == 0, .xid = (more & 4) == 0, .commit_time = (more & 8) == 0};
+    const std::size_t commit_headers = (options.relay_headers.lsn ? 1 : 0) + (options.relay_headers.xid ? 1 : 0) +
+                                       (options.relay_headers.commit_time ? 1 : 0);
+    OutboxRouter router(std::move(options));
+    router.set_rows_are_valid_utf8((more & 1) != 0);
 
     // The pipeline checks a row against its schema before routing it (RelationCache's contract).
     try {
@@ -165,6 +175,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             FUZZ_CHECK(record.key && !record.key->empty());
             FUZZ_CHECK(!record.headers.empty() && record.headers.front().name == "id");
             for (const auto& h : record.headers) FUZZ_CHECK(!h.value || h.value->size() <= size);
+            // id, the header columns, then the commit headers relay_headers asks for.
+            FUZZ_CHECK(record.headers.size() == 1 + router.config().headers.size() + commit_headers);
             (void)record.size_bytes();
             // Kafka refused it for good: the dead-letter copy keeps key and headers, drops the payload.
             router.dead_letter_for_record(record, Rejection{"too_large", "fuzz"}, dead_letter);

@@ -27,11 +27,17 @@ constexpr auto kFailureDrainTimeout = 10s;
 constexpr auto kNotReadingStatusInterval = 1s;
 // Frames read per loop turn before the producer is served again.
 constexpr int kFramesPerTurn = 4096;
-// Catching up, a read that brought fewer frames than this waits kCatchUpPause before the next:
+// Catching up, a read that brought fewer bytes than this waits kCatchUpPause before the next:
 // the walsender sends each message on its own, and a relay that wakes for every one spends more
 // CPU in poll() and recv() than on the events (and takes it from the walsender on a small host).
-constexpr int kCatchUpFewFrames = 64;
-constexpr auto kCatchUpPause = 1ms;
+// Bytes, not frames: libpq reads at most its buffer's free space per recv() (16 KiB until a
+// large message grows it), so a read that brought half of that or more probably left data in the
+// socket, whatever the events' size. (A threshold of 64 frames paused after every full buffer of
+// ~360-byte events: catch-up stalled at ~50k events/s, bench/results/2026-12-01.md.) Half a
+// millisecond (ppoll): over a unix socket the walsender's send buffer holds only a few hundred
+// messages, and a longer pause leaves it blocked on a full socket.
+constexpr std::size_t kCatchUpFewBytes = 8 * 1024;
+constexpr auto kCatchUpPause = 500us;
 // Transactions committed longer ago than this mean the relay is catching up: a pause costs no
 // one latency that matters.
 constexpr auto kCatchUpAge = 1s;
@@ -162,17 +168,19 @@ Session::End Session::stream() {
         // poll() and one recv(), not a recv() per frame.
         if (socket_ready && wants_to_read()) stream_->consume_input();
         int frames = 0;
+        std::size_t bytes = 0;
         for (; frames < kFramesPerTurn && wants_to_read(); ++frames) {
             auto frame = stream_->read_buffered_frame();
             if (!frame) break;
             if (const auto* data = std::get_if<pgoutput::XLogData>(&*frame)) {
+                bytes += data->payload.size();
                 pipeline_->on_message(decoder_.decode(data->payload));
             } else {
                 pipeline_->on_keepalive(std::get<pgoutput::PrimaryKeepalive>(*frame).wal_end);
             }
         }
         throw_if_failed();
-        const bool pause_reading = socket_ready && frames > 0 && frames < kCatchUpFewFrames && catching_up();
+        const bool pause_reading = socket_ready && frames > 0 && bytes < kCatchUpFewBytes && catching_up();
         for (const std::string& notice : stream_->take_notices()) spdlog::warn("PostgreSQL: {}", notice);
 
         const auto now = Clock::now();
@@ -214,11 +222,14 @@ Session::End Session::stream() {
         if (!want_read) timeout = std::min(timeout, std::chrono::milliseconds(100));
         // Frames already in libpq's buffer make the socket no more readable: read them first.
         if (want_read && stream_->may_have_buffered_frames()) timeout = std::chrono::milliseconds(0);
+        std::chrono::microseconds wait = timeout;
         if (want_read && pause_reading) {
             fds[0].events = static_cast<short>(fds[0].events & ~POLLIN);
-            timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(kCatchUpPause));
+            wait = std::min(wait, std::chrono::duration_cast<std::chrono::microseconds>(kCatchUpPause));
         }
-        const int ready = ::poll(fds, 3, static_cast<int>(timeout.count()));
+        const timespec wait_ts{static_cast<time_t>(wait.count() / 1'000'000),
+                               static_cast<long>(wait.count() % 1'000'000) * 1000};
+        const int ready = ::ppoll(fds, 3, &wait_ts, nullptr);
         if (ready < 0 && errno != EINTR) {
             throw Error(ErrorKind::Fatal, std::string("poll failed: ") + std::strerror(errno));
         }
