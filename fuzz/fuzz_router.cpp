@@ -151,7 +151,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     commit.commit_time_unix_us = static_cast<std::int64_t>(in.uint(8));
     const auto more = static_cast<std::uint8_t>(in.uint(1));
     options.relay_headers = {.lsn = (more & 2) == 0, .xid = (more & 4) == 0, .commit_time = (more & 8) == 0};
-    const std::size_t commit_headers = (options.relay_headers.lsn ? 1 : 0) + (options.relay_headers.xid ? 1 : 0) +
+    const std::size_t commit_headers = (options.relay_headers.lsn ? 1 : 0) +
+                                       (options.relay_headers.xid ? 1 : 0) +
                                        (options.relay_headers.commit_time ? 1 : 0);
     OutboxRouter router(std::move(options));
     router.set_rows_are_valid_utf8((more & 1) != 0);

@@ -134,7 +134,8 @@ void read_relay_headers(const Value& value, Config& config) {
             continue;
         }
         if (auto first = append_unless_duplicate(names, lines, item.text, item.place.line)) {
-            value.error(item.place, fmt::format("duplicate header {} (also at line {})", quote(item.text), *first));
+            value.error(item.place,
+                        fmt::format("duplicate header {} (also at line {})", quote(item.text), *first));
             continue;
         }
         chosen.*(it->second) = true;

@@ -104,7 +104,8 @@ void add_commit_headers(const CommitInfo& commit, const CommitHeaders& which, Re
     }
     if (which.lsn) record.headers.push_back({"outbox-lsn", std::string_view(record.lsn_text)});
     if (which.xid) record.headers.push_back({"outbox-xid", std::string_view(record.xid_text)});
-    if (which.commit_time) record.headers.push_back({"outbox-commit-time", std::string_view(record.time_text)});
+    if (which.commit_time)
+        record.headers.push_back({"outbox-commit-time", std::string_view(record.time_text)});
 }
 
 void reset(Record& record) {

@@ -343,7 +343,8 @@ TEST_CASE("router: relay_headers chooses which commit headers events and their d
     pgoutput::Tuple row{{text("e-1"), text("order"), text("o-1"), text("t"), text("{}")}};
     REQUIRE(router.route(outbox_relation(), row, kCommit, record, rejection) == RouteOutcome::Routed);
     auto h = headers_of(record);
-    CHECK(h == std::map<std::string, std::optional<std::string>>{{"id", "e-1"}, {"type", "t"}, {"outbox-xid", "771"}});
+    CHECK(h == std::map<std::string, std::optional<std::string>>{
+                   {"id", "e-1"}, {"type", "t"}, {"outbox-xid", "771"}});
     const CommitInfo next{Lsn(0x16B374D900ull), Xid(772), 1709212456000000};
     REQUIRE(router.route(outbox_relation(), row, next, record, rejection) == RouteOutcome::Routed);
     CHECK(headers_of(record).at("outbox-xid") == "772");
@@ -364,7 +365,8 @@ TEST_CASE("router: relay_headers chooses which commit headers events and their d
     options.relay_headers = {.lsn = false, .xid = false, .commit_time = false};
     const OutboxRouter bare(options);
     REQUIRE(bare.route(outbox_relation(), row, kCommit, record, rejection) == RouteOutcome::Routed);
-    CHECK(headers_of(record) == std::map<std::string, std::optional<std::string>>{{"id", "e-1"}, {"type", "t"}});
+    CHECK(headers_of(record) ==
+          std::map<std::string, std::optional<std::string>>{{"id", "e-1"}, {"type", "t"}});
 }
 
 TEST_CASE("router: outbox-lsn is Lsn::to_string() for any LSN, including the widest") {

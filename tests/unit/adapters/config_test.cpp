@@ -515,14 +515,16 @@ TEST_CASE("config: topic templates and names") {
 }
 
 TEST_CASE("config: relay_headers names a subset of the commit headers, by default all three") {
-    const std::string head = "postgres:\n  dsn: x=y\nkafka:\n  bootstrap_servers: k:9092\noutbox:\n  table: t\n";
+    const std::string head =
+        "postgres:\n  dsn: x=y\nkafka:\n  bootstrap_servers: k:9092\noutbox:\n  table: t\n";
     CHECK(load_config_string(head, "config.yaml").outbox.relay_headers == CommitHeaders{});
     CHECK(load_config_string(head + "  relay_headers: []\n", "config.yaml").outbox.relay_headers ==
           CommitHeaders{.lsn = false, .xid = false, .commit_time = false});
     CHECK(load_config_string(head + "  relay_headers: [outbox-xid]\n", "config.yaml").outbox.relay_headers ==
           CommitHeaders{.lsn = false, .xid = true, .commit_time = false});
     CHECK(load_error(head + "  relay_headers: [outbox-lsn, id]\n") ==
-          "config.yaml:6: outbox.relay_headers[1]: \"id\" is not one of outbox-lsn, outbox-xid, outbox-commit-time");
+          "config.yaml:6: outbox.relay_headers[1]: \"id\" is not one of outbox-lsn, outbox-xid, "
+          "outbox-commit-time");
     CHECK(load_error(head + "  relay_headers:\n    - outbox-xid\n    - outbox-xid\n") ==
           "config.yaml:8: outbox.relay_headers[1]: duplicate header \"outbox-xid\" (also at line 7)");
     CHECK(load_error(head + "  relay_headers: outbox-xid\n") ==
