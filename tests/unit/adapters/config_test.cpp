@@ -523,12 +523,12 @@ TEST_CASE("config: relay_headers names a subset of the commit headers, by defaul
     CHECK(load_config_string(head + "  relay_headers: [outbox-xid]\n", "config.yaml").outbox.relay_headers ==
           CommitHeaders{.lsn = false, .xid = true, .commit_time = false});
     CHECK(load_error(head + "  relay_headers: [outbox-lsn, id]\n") ==
-          "config.yaml:6: outbox.relay_headers[1]: \"id\" is not one of outbox-lsn, outbox-xid, "
+          "config.yaml:7: outbox.relay_headers[1]: \"id\" is not one of outbox-lsn, outbox-xid, "
           "outbox-commit-time");
     CHECK(load_error(head + "  relay_headers:\n    - outbox-xid\n    - outbox-xid\n") ==
-          "config.yaml:8: outbox.relay_headers[1]: duplicate header \"outbox-xid\" (also at line 7)");
+          "config.yaml:9: outbox.relay_headers[1]: duplicate header \"outbox-xid\" (also at line 8)");
     CHECK(load_error(head + "  relay_headers: outbox-xid\n") ==
-          "config.yaml:6: outbox.relay_headers: expected a sequence, got a scalar");
+          "config.yaml:7: outbox.relay_headers: expected a sequence, got a scalar");
 }
 
 TEST_CASE("config: headers must not repeat") {
