@@ -6,7 +6,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -14,15 +13,7 @@
 #include "common/error.h"
 #include "config/config.h"
 #include "config/secrets.h"
-
-namespace {
-
-[[noreturn]] void finding(const char* what) {
-    std::fprintf(stderr, "fuzz_config: finding: %s\n", what);
-    std::abort();
-}
-
-}  // namespace
+#include "finding.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     // Variables the dictionary's ${...} references can find: set, empty, and one that is unset.

@@ -18,25 +18,15 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string_view>
 #include <variant>
 
+#include "finding.h"
 #include "metrics/http_request.h"
 
 using namespace outbox::metrics;
 
 namespace {
-
-[[noreturn]] void finding(const char* what) {
-    std::fprintf(stderr, "fuzz_http_request: finding: %s\n", what);
-    std::abort();
-}
-#define FUZZ_CHECK(cond)                       \
-    do {                                       \
-        if (!(cond)) finding("check: " #cond); \
-    } while (0)
 
 bool inside(std::string_view part, std::string_view whole) {
     if (part.empty()) return true;

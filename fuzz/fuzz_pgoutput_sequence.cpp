@@ -28,8 +28,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <deque>
 #include <map>
 #include <optional>
@@ -38,6 +36,7 @@
 #include <variant>
 #include <vector>
 
+#include "finding.h"
 #include "pgoutput/decoder.h"
 #include "pgoutput/relation_cache.h"
 #include "relay/ledger.h"
@@ -47,15 +46,6 @@ using namespace outbox;
 namespace pg = outbox::pgoutput;
 
 namespace {
-
-[[noreturn]] void finding(const char* what, const char* detail = "") {
-    std::fprintf(stderr, "fuzz_pgoutput_sequence: finding: %s %s\n", what, detail);
-    std::abort();
-}
-#define FUZZ_CHECK(cond)                       \
-    do {                                       \
-        if (!(cond)) finding("check: " #cond); \
-    } while (0)
 
 // The harness's model of what may be confirmed (DESIGN rule 1), built only from the messages the
 // pipeline accepted and what the sink saw.

@@ -20,12 +20,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "finding.h"
 #include "outbox/router.h"
 #include "pgoutput/reader.h"
 #include "pgoutput/relation_cache.h"
@@ -34,15 +33,6 @@ using namespace outbox;
 namespace pg = outbox::pgoutput;
 
 namespace {
-
-[[noreturn]] void finding(const char* what) {
-    std::fprintf(stderr, "fuzz_router: finding: %s\n", what);
-    std::abort();
-}
-#define FUZZ_CHECK(cond)                       \
-    do {                                       \
-        if (!(cond)) finding("check: " #cond); \
-    } while (0)
 
 // Lenient big-endian reader: past the end everything reads as zero, so every input is a case.
 class Bytes {
