@@ -27,17 +27,29 @@ constexpr auto kFailureDrainTimeout = 10s;
 constexpr auto kNotReadingStatusInterval = 1s;
 // Frames read per loop turn before the producer is served again.
 constexpr int kFramesPerTurn = 4096;
-// Catching up, a read that brought fewer bytes than this waits kCatchUpPause before the next:
+// Catching up, a read that brought fewer bytes than `few_bytes` waits `pause` before the next:
 // the walsender sends each message on its own, and a relay that wakes for every one spends more
 // CPU in poll() and recv() than on the events (and takes it from the walsender on a small host).
 // Bytes, not frames: libpq reads at most its buffer's free space per recv() (16 KiB until a
-// large message grows it), so a read that brought half of that or more probably left data in the
+// large message grows it), so a read that brought a good part of that probably left data in the
 // socket, whatever the events' size. (A threshold of 64 frames paused after every full buffer of
-// ~360-byte events: catch-up stalled at ~50k events/s, bench/results/2026-12-01.md.) Half a
-// millisecond (ppoll): over a unix socket the walsender's send buffer holds only a few hundred
-// messages, and a longer pause leaves it blocked on a full socket.
-constexpr std::size_t kCatchUpFewBytes = 8 * 1024;
-constexpr auto kCatchUpPause = 500us;
+// ~360-byte events: catch-up stalled at ~50k events/s, bench/results/2026-12-01.md.)
+// The pause must end before the walsender's socket fills, or the walsender waits for the relay
+// (wait event WalSenderWriteData). TCP buffers grow to megabytes, so half a millisecond is safe
+// there. A Unix socket holds only a few hundred messages (the sender's buffer, 208 KiB by
+// default, counts each message's kernel overhead too), which the walsender writes in about a
+// millisecond: there the
+// pause is shorter, and so is the read that counts as few. Measured on copies of one slot
+// (bench/results/2026-12-01-unix-pacing.md): over the Unix socket, 4 KiB / 200 µs took the
+// 1000-row catch-up from 5.6 s to 4.2 s (pg_recvlogical 4.2 s) and the 1-row one from 10.2 s to
+// 8.6 s at less CPU; over TCP the 1-row catch-up needs the longer pause (5.5 µs of CPU per
+// event, 7.0 with the short one). No pause at all costs 7.1 µs per event at 1 row (4.6).
+struct CatchUpPacing {
+    std::size_t few_bytes;
+    std::chrono::microseconds pause;
+};
+constexpr CatchUpPacing kTcpCatchUp{8 * 1024, 500us};
+constexpr CatchUpPacing kUnixCatchUp{4 * 1024, 200us};
 // Transactions committed longer ago than this mean the relay is catching up: a pause costs no
 // one latency that matters.
 constexpr auto kCatchUpAge = 1s;
@@ -153,6 +165,7 @@ Session::End Session::stream() {
     bool signal_ready = true;
     bool kafka_ready = true;
     bool socket_ready = true;
+    const CatchUpPacing pacing = stream_->over_unix_socket() ? kUnixCatchUp : kTcpCatchUp;
     while (true) {
         if (signal_ready) ctx_.signals.check();
         if (kafka_ready) publisher_->serve(deliver);
@@ -180,7 +193,7 @@ Session::End Session::stream() {
             }
         }
         throw_if_failed();
-        const bool pause_reading = socket_ready && frames > 0 && bytes < kCatchUpFewBytes && catching_up();
+        const bool pause_reading = socket_ready && frames > 0 && bytes < pacing.few_bytes && catching_up();
         for (const std::string& notice : stream_->take_notices()) spdlog::warn("PostgreSQL: {}", notice);
 
         const auto now = Clock::now();
@@ -225,7 +238,7 @@ Session::End Session::stream() {
         std::chrono::microseconds wait = timeout;
         if (want_read && pause_reading) {
             fds[0].events = static_cast<short>(fds[0].events & ~POLLIN);
-            wait = std::min(wait, std::chrono::duration_cast<std::chrono::microseconds>(kCatchUpPause));
+            wait = std::min(wait, pacing.pause);
         }
         const timespec wait_ts{static_cast<time_t>(wait.count() / 1'000'000),
                                static_cast<long>(wait.count() % 1'000'000) * 1000};

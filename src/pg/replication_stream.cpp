@@ -1,6 +1,7 @@
 #include "pg/replication_stream.h"
 
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <fmt/format.h>
 #include <algorithm>
@@ -87,6 +88,10 @@ void ReplicationStream::start() {
         quote_identifier(options_.slot), slot_.confirmed_flush.to_string(), options_.proto_version,
         quote_literal(quote_identifier(options_.publication)), options_.messages ? "true" : "false");
     conn_->exec(command, fmt::format("cannot start replication from slot \"{}\"", options_.slot));
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    unix_socket_ = ::getsockname(conn_->socket(), reinterpret_cast<sockaddr*>(&local), &length) == 0 &&
+                   local.ss_family == AF_UNIX;
     if (PQsetnonblocking(conn_->get(), 1) != 0)
         fail_stream("cannot switch the connection to non-blocking mode");
     streaming_ = true;

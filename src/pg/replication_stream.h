@@ -33,6 +33,9 @@ public:
     void start();
 
     [[nodiscard]] int socket() const noexcept;
+    // The connection is a Unix-domain socket (host= a directory), not TCP. Known once start()
+    // returned.
+    [[nodiscard]] bool over_unix_socket() const noexcept { return unix_socket_; }
     [[nodiscard]] const SlotState& slot() const noexcept { return slot_; }
     [[nodiscard]] const ServerIdentity& identity() const noexcept { return identity_; }
     [[nodiscard]] Lsn received() const noexcept { return received_; }
@@ -101,6 +104,7 @@ private:
     std::uint64_t bytes_received_ = 0;
     bool reply_pending_ = false;
     bool pending_output_ = false;
+    bool unix_socket_ = false;
     bool streaming_ = false;
     bool maybe_buffered_ = true;
     std::chrono::steady_clock::time_point last_status_{};

@@ -263,6 +263,7 @@ TEST_CASE("replication: ALTER TABLE ADD COLUMN between inserts is decoded with t
     pg.exec(typed_outbox_ddl());
     pg::ReplicationStream stream(options_for(pg.unix_dsn()));
     stream.start();
+    CHECK(stream.over_unix_socket());  // the session's catch-up pacing depends on it
     ReplicationReader reader(stream);
     reader.confirm_commits = true;
     pg.exec("INSERT INTO outbox (seq, aggregatetype, aggregateid) VALUES (1, 'order', 'o-1')");
@@ -292,6 +293,7 @@ TEST_CASE(
     pg.exec("CREATE TABLE other (x int)");
     pg::ReplicationStream stream(options_for(pg.tcp_dsn()));
     stream.start();
+    CHECK_FALSE(stream.over_unix_socket());
     const Lsn start = stream.slot().confirmed_flush;
     ReplicationReader reader(stream);  // confirms nothing by itself
 
