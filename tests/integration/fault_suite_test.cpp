@@ -685,15 +685,9 @@ TEST_CASE(
     "faults: two relays on one slot: the second waits as standby and takes over after kill -9 of the first") {
     Stack s;
     RelayProcess& first = s.streaming_relay();
-    const std::string standby_dir = s.pg.run_dir() + "/standby";
-    std::filesystem::create_directories(standby_dir);
-    // The standby serves /metrics: outbox_relay_standby is 1 while it waits, 0 once it streams.
-    const int port = free_tcp_port();
-    const auto standby_gauge = [&] {
-        return metric_sample(http_get(port, "/metrics").body, "outbox_relay_standby");
-    };
-    RelayProcess& second =
-        s.launch_relay({.metrics_listen = "127.0.0.1:" + std::to_string(port)}, {}, standby_dir);
+    const auto standby = s.standby_place();
+    const auto standby_gauge = [&] { return standby.standby_gauge(); };
+    RelayProcess& second = s.launch_relay({.metrics_listen = standby.metrics_listen()}, {}, standby.dir);
     REQUIRE(second.wait_for_log("standby:", 30s));
     CHECK(wait_until([&] { return standby_gauge() == 1.0; }, 10s, 100ms));
     Workload& workload = s.start_load(steady_load(1414), 800);

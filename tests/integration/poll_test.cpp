@@ -181,14 +181,10 @@ TEST_CASE(
     "poll: two relays on one table: the second waits as standby and takes over after kill -9 of the first") {
     PollStack s;
     RelayProcess& first = s.streaming_relay(poll_config());
-    const std::string standby_dir = s.pg.run_dir() + "/standby";
-    std::filesystem::create_directories(standby_dir);
-    const int port = free_tcp_port();
-    const auto standby_gauge = [&] {
-        return metric_sample(http_get(port, "/metrics").body, "outbox_relay_standby");
-    };
+    const auto standby = s.standby_place();
+    const auto standby_gauge = [&] { return standby.standby_gauge(); };
     RelayProcess& second =
-        s.launch_relay(poll_config({.metrics_listen = "127.0.0.1:" + std::to_string(port)}), {}, standby_dir);
+        s.launch_relay(poll_config({.metrics_listen = standby.metrics_listen()}), {}, standby.dir);
     REQUIRE(second.wait_for_log("standby:", 30s));
     CHECK(contains(second.log(), "another instance polls outbox table public.outbox"));
     CHECK(wait_until([&] { return standby_gauge() == 1.0; }, 10s, 100ms));

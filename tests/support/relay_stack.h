@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -24,10 +25,12 @@
 #include <vector>
 
 #include "common/lsn.h"
+#include "support/http_client.h"
 #include "support/invariant_checker.h"
 #include "support/kafka_consumer.h"
 #include "support/mock_kafka.h"
 #include "support/pg_cluster.h"
+#include "support/process.h"
 #include "support/relay_scenario.h"
 #include "support/workload.h"
 
@@ -108,6 +111,25 @@ public:
         workload_->start();
         REQUIRE(consumer.wait_for_count(warm_up, std::chrono::seconds(60)));
         return *workload_;
+    }
+
+    // Where a second relay of the stack (a standby) runs: a directory of its own beside the
+    // first relay's, and a /metrics port whose outbox_relay_standby gauge says whether it waits
+    // (1) or streams (0).
+    struct StandbyPlace {
+        std::string dir;
+        int metrics_port = 0;
+        [[nodiscard]] std::string metrics_listen() const {
+            return "127.0.0.1:" + std::to_string(metrics_port);
+        }
+        [[nodiscard]] std::optional<double> standby_gauge() const {
+            return metric_sample(http_get(metrics_port, "/metrics").body, "outbox_relay_standby");
+        }
+    };
+    StandbyPlace standby_place() {
+        StandbyPlace place{pg.run_dir() + "/standby", free_tcp_port()};
+        std::filesystem::create_directories(place.dir);
+        return place;
     }
 
     static std::vector<std::string> ids(const std::vector<CommittedEvent>& events) {
