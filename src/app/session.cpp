@@ -27,32 +27,36 @@ constexpr auto kFailureDrainTimeout = 10s;
 constexpr auto kNotReadingStatusInterval = 1s;
 // Frames read per loop turn before the producer is served again.
 constexpr int kFramesPerTurn = 4096;
-// Catching up, a read that brought fewer bytes than `few_bytes` waits `pause` before the next:
-// the walsender sends each message on its own, and a relay that wakes for every one spends more
-// CPU in poll() and recv() than on the events (and takes it from the walsender on a small host).
-// Bytes, not frames: libpq reads at most its buffer's free space per recv() (16 KiB until a
-// large message grows it), so a read that brought a good part of that probably left data in the
-// socket, whatever the events' size. (A threshold of 64 frames paused after every full buffer of
-// ~360-byte events: catch-up stalled at ~50k events/s, bench/results/2026-12-01.md.)
+// While the stream is busy, a read that brought fewer bytes than `few_bytes` waits `pause`
+// before the next: the walsender sends each message on its own, and a relay that wakes for every
+// one spends more CPU in poll() and recv() than on the events (and takes it from the walsender
+// on a small host). Bytes, not frames: libpq reads at most its buffer's free space per recv()
+// (16 KiB until a large message grows it), so a read that brought a good part of that probably
+// left data in the socket, whatever the events' size. (A threshold of 64 frames paused after
+// every full buffer of ~360-byte events: catch-up stalled at ~50k events/s,
+// bench/results/2026-12-01.md.)
 // The pause must end before the walsender's socket fills, or the walsender waits for the relay
 // (wait event WalSenderWriteData). TCP buffers grow to megabytes, so half a millisecond is safe
 // there. A Unix socket holds only a few hundred messages (the sender's buffer, 208 KiB by
 // default, counts each message's kernel overhead too), which the walsender writes in about a
-// millisecond: there the
-// pause is shorter, and so is the read that counts as few. Measured on copies of one slot
-// (bench/results/2026-12-01-unix-pacing.md): over the Unix socket, 4 KiB / 200 µs took the
-// 1000-row catch-up from 5.6 s to 4.2 s (pg_recvlogical 4.2 s) and the 1-row one from 10.2 s to
-// 8.6 s at less CPU; over TCP the 1-row catch-up needs the longer pause (5.5 µs of CPU per
-// event, 7.0 with the short one). No pause at all costs 7.1 µs per event at 1 row (4.6).
-struct CatchUpPacing {
+// millisecond: there the pause is shorter, and so is the read that counts as few. Measured on
+// copies of one slot (bench/results/2026-12-01-unix-pacing.md): over the Unix socket, 4 KiB /
+// 200 µs took the 1000-row catch-up from 5.6 s to 4.2 s (pg_recvlogical 4.2 s) and the 1-row
+// one from 10.2 s to 8.6 s at less CPU; over TCP the 1-row catch-up needs the longer pause
+// (5.5 µs of CPU per event, 7.0 with the short one). No pause at all costs 7.1 µs per event at
+// 1 row (4.6).
+// Busy: the frames just read came less than `pause` after the relay had emptied the socket, or
+// after a pause. Then a pause collects more than one message per read, and delays an event by at
+// most `pause`. (Pausing only while catching up, as before, left a live 50k events/s stream
+// read a few messages per wake-up: 9.2-9.8 µs of CPU per event and p99 233-441 ms commit to
+// ack, against 4.2-4.4 µs and 19-20 ms with this rule; same file.) A sparse stream (1k events/s)
+// is not busy: pausing there would only add a wake-up per event.
+struct ReadPacing {
     std::size_t few_bytes;
     std::chrono::microseconds pause;
 };
-constexpr CatchUpPacing kTcpCatchUp{8 * 1024, 500us};
-constexpr CatchUpPacing kUnixCatchUp{4 * 1024, 200us};
-// Transactions committed longer ago than this mean the relay is catching up: a pause costs no
-// one latency that matters.
-constexpr auto kCatchUpAge = 1s;
+constexpr ReadPacing kTcpPacing{8 * 1024, 500us};
+constexpr ReadPacing kUnixPacing{4 * 1024, 200us};
 // Least time between two writes of the state file's confirmed position (the stream coalesces
 // its status updates the same way).
 constexpr auto kStateWriteInterval = 200ms;
@@ -165,7 +169,10 @@ Session::End Session::stream() {
     bool signal_ready = true;
     bool kafka_ready = true;
     bool socket_ready = true;
-    const CatchUpPacing pacing = stream_->over_unix_socket() ? kUnixCatchUp : kTcpCatchUp;
+    const ReadPacing pacing = stream_->over_unix_socket() ? kUnixPacing : kTcpPacing;
+    // When the relay last found the socket empty, and whether the last wait was a pause.
+    Clock::time_point drained = Clock::now();
+    bool paused = false;
     while (true) {
         if (signal_ready) ctx_.signals.check();
         if (kafka_ready) publisher_->serve(deliver);
@@ -193,7 +200,13 @@ Session::End Session::stream() {
             }
         }
         throw_if_failed();
-        const bool pause_reading = socket_ready && frames > 0 && bytes < pacing.few_bytes && catching_up();
+        bool pause_reading = false;
+        if (socket_ready && frames > 0) {
+            const auto read_at = Clock::now();
+            const bool busy = paused || read_at - drained < pacing.pause;
+            pause_reading = busy && bytes < pacing.few_bytes;
+            drained = read_at;
+        }
         for (const std::string& notice : stream_->take_notices()) spdlog::warn("PostgreSQL: {}", notice);
 
         const auto now = Clock::now();
@@ -247,18 +260,10 @@ Session::End Session::stream() {
             throw Error(ErrorKind::Fatal, std::string("poll failed: ") + std::strerror(errno));
         }
         socket_ready = (ready > 0 && (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0) || pause_reading;
+        paused = pause_reading;
         kafka_ready = ready > 0 && fds[1].revents != 0;
         signal_ready = ready > 0 && fds[2].revents != 0;
     }
-}
-
-bool Session::catching_up() const {
-    const std::optional<std::int64_t> oldest = pipeline_->oldest_pending_commit_time();
-    if (!oldest) return false;
-    const std::int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count();
-    return now_us - *oldest > std::chrono::duration_cast<std::chrono::microseconds>(kCatchUpAge).count();
 }
 
 bool Session::wants_to_read() const noexcept {

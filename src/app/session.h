@@ -75,8 +75,6 @@ private:
     void drain_kafka();
     void throw_if_failed();
     [[nodiscard]] bool wants_to_read() const noexcept;
-    // The oldest transaction not yet confirmed committed more than a second ago (by this host's clock).
-    [[nodiscard]] bool catching_up() const;
     void on_delivery(const relay::Delivery& delivery);
     void account();
     void update_gauges(std::chrono::steady_clock::time_point now);
