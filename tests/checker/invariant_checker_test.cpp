@@ -165,6 +165,38 @@ TEST_SUITE("invariant_checker") {
         CHECK(v.duplicates == 3);
     }
 
+    TEST_CASE("checker: with timeouts_may_reorder, only replayable events may come after later ones") {
+        const auto events = sample_events();
+        PerfectRelay relay;
+        auto records = relay.stream(events);
+        // agg-0 commits e01 (txn 1), e04, e05 (txn 3), e09 (txn 5): e09 lands before e05, as when
+        // e05's delivery timed out and its replay came after e09.
+        std::swap(find_id(records, "e05")->offset, find_id(records, "e09")->offset);
+        CheckOptions options;
+        options.confirmed_at_fault = txn_lsn(3);  // transactions 3 to 5 are replayed
+        options.timeouts_may_reorder = true;
+        Verdict v = check_invariants(events, {}, records, options);
+        INFO(v.describe());
+        CHECK(v.ok());
+        CHECK(v.order_violations == 0);
+        CHECK(v.reordered_by_timeout == 1);
+
+        // e05 confirmed before the fault (txn 3 below the confirmed position): a real violation.
+        options.confirmed_at_fault = txn_lsn(4);
+        v = check_invariants(events, {}, records, options);
+        CHECK_FALSE(v.ok());
+        CHECK(v.order_violations == 1);
+        CHECK(v.reordered_by_timeout == 0);
+
+        // Without the option, or without a fault position, it is a violation too.
+        options.confirmed_at_fault = txn_lsn(3);
+        options.timeouts_may_reorder = false;
+        CHECK(check_invariants(events, {}, records, options).order_violations == 1);
+        options.timeouts_may_reorder = true;
+        options.confirmed_at_fault.reset();
+        CHECK(check_invariants(events, {}, records, options).order_violations == 1);
+    }
+
     TEST_CASE("checker: a slot sample confirmed past an event produced after it is a checkpoint violation") {
         const auto events = sample_events();
         PerfectRelay relay;

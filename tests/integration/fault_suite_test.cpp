@@ -797,8 +797,15 @@ TEST_CASE(
     s.kafka.all_up();
     const std::size_t before_up = s.consumer.size();
     REQUIRE(s.consumer.wait_for_count(before_up + 500, 90s));
-    const Verdict verdict = finish(s, s.workload, "all brokers down", held).verdict;
+    // With a finite message.timeout.ms librdkafka may deliver a later event of a key just before
+    // failing an earlier one that timed out; the replay then delivers the earlier one after it
+    // (docs/configuration.md says so). Such a reordering is allowed for replayed events only.
+    CheckOptions options;
+    options.confirmed_at_fault = held;
+    options.timeouts_may_reorder = true;
+    const Verdict verdict = finish(s, s.workload, "all brokers down", options).verdict;
     CHECK(verdict.lost == 0);
+    MESSAGE("reordered after a delivery timeout (allowed): " << verdict.reordered_by_timeout);
     CHECK(s.slot_confirmed() > held);
 }
 

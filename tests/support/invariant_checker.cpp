@@ -81,6 +81,8 @@ std::string Verdict::summary() const {
 std::string Verdict::describe() const {
     std::string out = summary_header() + "\n" + summary();
     out += fmt::format("\n({} records examined)", records);
+    if (reordered_by_timeout != 0)
+        out += fmt::format("\n({} reordered after a delivery timeout, allowed)", reordered_by_timeout);
     for (const auto& p : problems) out += "\n  " + p;
     return out;
 }
@@ -262,6 +264,19 @@ Verdict check_invariants(const std::vector<CommittedEvent>& committed,
             const CommittedEvent& prev = committed[events[k - 1]];
             const CommittedEvent& cur = committed[events[k]];
             if (cur.commit_seq < prev.commit_seq) {
+                const std::optional<Lsn>& late_lsn = deliveries[events[k]].lsn;
+                if (options.timeouts_may_reorder && options.confirmed_at_fault && late_lsn &&
+                    *late_lsn >= *options.confirmed_at_fault) {
+                    ++v.reordered_by_timeout;
+                    problems.add(
+                        "reordered after a timeout",
+                        fmt::format("key {}: event {} (commit_seq {}, outbox-lsn {}) first delivered at "
+                                    "{}, after event {} (commit_seq {}) at {}",
+                                    key.second, cur.id, cur.commit_seq, late_lsn->to_string(),
+                                    where(*first(events[k])), prev.id, prev.commit_seq,
+                                    where(*first(events[k - 1]))));
+                    continue;
+                }
                 ++v.order_violations;
                 problems.add("order",
                              fmt::format("key {}: event {} (commit_seq {}) first delivered at {}, after "

@@ -37,6 +37,13 @@ struct CheckOptions {
     // outbox-lsn constant within a transaction and growing along a key's commit order. false for
     // source: poll, whose records carry outbox-lsn 0/0 (a polled row has no WAL position).
     bool check_lsns = true;
+    // A finite message.timeout.ms lets librdkafka deliver a later event of a key before an earlier
+    // one whose delivery timed out and which the relay then replays (docs/configuration.md,
+    // kafka.properties). true: an order violation whose late event is replayable from
+    // confirmed_at_fault (its first delivery's outbox-lsn at or after it) is counted in
+    // Verdict::reordered_by_timeout instead of order_violations. One below the window still fails,
+    // and so does any without confirmed_at_fault.
+    bool timeouts_may_reorder = false;
     std::size_t max_examples = 5;  // problem lines kept per kind
     // Checkpoint: the slot never passes an event that was not yet acknowledged. For each sample,
     // every event whose outbox-lsn (commit record) is below `confirmed` must have been produced
@@ -55,6 +62,7 @@ struct Verdict {
     std::size_t duplicates = 0;        // extra deliveries: records beyond the first per event
     std::size_t duplicates_outside_window = 0;  // of those, not replayable from confirmed_at_fault
     std::size_t order_violations = 0;           // per key, a first delivery after one that committed later
+    std::size_t reordered_by_timeout = 0;       // such, allowed by CheckOptions::timeouts_may_reorder
     std::size_t dead_lettered = 0;              // expected dead-letter events found on the dead-letter topic
     std::size_t misrouted = 0;  // records of known events on a wrong topic; keys split over partitions
     std::size_t malformed = 0;  // records with a missing/wrong id, key, value, outbox-xid, outbox-lsn
