@@ -200,16 +200,15 @@ Session::End Session::stream() {
             }
         }
         throw_if_failed();
+        const auto now = Clock::now();
         bool pause_reading = false;
         if (socket_ready && frames > 0) {
-            const auto read_at = Clock::now();
-            const bool busy = paused || read_at - drained < pacing.pause;
+            const bool busy = paused || now - drained < pacing.pause;
             pause_reading = busy && bytes < pacing.few_bytes;
-            drained = read_at;
+            drained = now;
         }
         for (const std::string& notice : stream_->take_notices()) spdlog::warn("PostgreSQL: {}", notice);
 
-        const auto now = Clock::now();
         confirm(now, false);
         account();
         const auto next_status = stream_->service(now);
