@@ -686,10 +686,9 @@ TEST_CASE(
     Stack s;
     RelayProcess& first = s.streaming_relay();
     const auto standby = s.standby_place();
-    const auto standby_gauge = [&] { return standby.standby_gauge(); };
     RelayProcess& second = s.launch_relay({.metrics_listen = standby.metrics_listen()}, {}, standby.dir);
     REQUIRE(second.wait_for_log("standby:", 30s));
-    CHECK(wait_until([&] { return standby_gauge() == 1.0; }, 10s, 100ms));
+    CHECK(wait_until([&] { return standby.standby_gauge() == 1.0; }, 10s, 100ms));
     Workload& workload = s.start_load(steady_load(1414), 800);
     CHECK(second.running());
     CHECK_FALSE(contains(second.log(), kStreamingLine));
@@ -698,7 +697,7 @@ TEST_CASE(
     const auto killed = std::chrono::steady_clock::now();
     REQUIRE(second.wait_for_log("standby: the slot was released", 10s));
     const std::string takeover = ms_since(killed);
-    CHECK(wait_until([&] { return standby_gauge() == 0.0; }, 10s, 100ms));
+    CHECK(wait_until([&] { return standby.standby_gauge() == 0.0; }, 10s, 100ms));
     REQUIRE(s.consumer.wait_for_count(s.consumer.size() + 500, 60s));
     finish(s, workload, "two relays, kill -9 of the active one", confirmed_at_kill);
     MESSAGE("the standby took over " << takeover << " after the kill");

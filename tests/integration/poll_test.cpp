@@ -182,18 +182,17 @@ TEST_CASE(
     PollStack s;
     RelayProcess& first = s.streaming_relay(poll_config());
     const auto standby = s.standby_place();
-    const auto standby_gauge = [&] { return standby.standby_gauge(); };
     RelayProcess& second =
         s.launch_relay(poll_config({.metrics_listen = standby.metrics_listen()}), {}, standby.dir);
     REQUIRE(second.wait_for_log("standby:", 30s));
     CHECK(contains(second.log(), "another instance polls outbox table public.outbox"));
-    CHECK(wait_until([&] { return standby_gauge() == 1.0; }, 10s, 100ms));
+    CHECK(wait_until([&] { return standby.standby_gauge() == 1.0; }, 10s, 100ms));
     Workload& workload = s.start_load(steady_load(1306), 800);
     CHECK(second.running());
     CHECK(polling_sessions(second) == 0);
     first.kill9();
     REQUIRE(second.wait_for_log("this instance takes over", 15s));
-    CHECK(wait_until([&] { return standby_gauge() == 0.0; }, 10s, 100ms));
+    CHECK(wait_until([&] { return standby.standby_gauge() == 0.0; }, 10s, 100ms));
     REQUIRE(s.consumer.wait_for_count(s.consumer.size() + 500, 60s));
     const Verdict verdict = finish_poll(s, workload, "two relays, kill -9 of the active one").verdict;
     CHECK(verdict.lost == 0);
